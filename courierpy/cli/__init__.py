@@ -1,0 +1,1 @@
+"""Command-line tools with Courier's names, options and exit codes (click)."""
