@@ -231,7 +231,7 @@ class _Parser:
                 nxt = s.peek(1)
                 if nxt == "\n":
                     s.advance(2)
-                elif nxt in ('$', '`', '"', "\\"):
+                elif nxt in ("$", "`", '"', "\\"):
                     s.advance(2)
                     out.append(nxt)
                 else:
@@ -324,7 +324,9 @@ class ConfigFile(Mapping[str, str]):
         return raw.strip().lower() in ("1", "yes", "y", "true", "on")
 
 
-def read_shell_vars(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ConfigFile:
+def read_shell_vars(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> ConfigFile:
     """Read the shell-variable config file at *path* (see :func:`parse_shell_vars`)."""
     p = Path(path)
     try:

@@ -18,7 +18,9 @@ def require(path_or_name: str, why: str = "") -> str:
     found = path_or_name if os.path.isabs(path_or_name) else shutil.which(path_or_name)
     if found and os.path.exists(found):
         return found
-    message = f"{path_or_name} is not installed{': ' + why if why else ''} (scripts/setup installs it)"
+    message = (
+        f"{path_or_name} is not installed{': ' + why if why else ''} (scripts/setup installs it)"
+    )
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)

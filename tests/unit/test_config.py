@@ -14,7 +14,9 @@ from courierpy.config import parse_shell_vars, read_shell_vars, resolve_config_d
 from courierpy.errors import ConfigError
 
 
-def sh_values(path: Path, names: list[str], environ: dict[str, str] | None = None) -> dict[str, str]:
+def sh_values(
+    path: Path, names: list[str], environ: dict[str, str] | None = None
+) -> dict[str, str]:
     """What ``sh -c '. FILE; printf "%s" "$KEY"'`` prints for every name."""
     script = '. "$1"; shift; for n in "$@"; do eval "printf \'%s\\0\' \\"\\${$n}\\""; done'
     out = subprocess.run(
@@ -27,7 +29,9 @@ def sh_values(path: Path, names: list[str], environ: dict[str, str] | None = Non
     return dict(zip(names, (p.decode("utf-8", "surrogateescape") for p in parts), strict=True))
 
 
-def check_like_sh(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+def check_like_sh(
+    tmp_path: Path, text: str, environ: dict[str, str] | None = None
+) -> dict[str, str]:
     f = tmp_path / "conf"
     f.write_text(text, encoding="utf-8")
     ours = read_shell_vars(f, environ=environ)
@@ -39,16 +43,24 @@ CASES = {
     "plain": ("A=1\nB=hello\n", {"A": "1", "B": "hello"}),
     "double quotes": ('A="two words"\n', {"A": "two words"}),
     "single quotes": ("A='$B \"x\" \\n'\n", {"A": '$B "x" \\n'}),
-    "empty values": ('A=\nB=""\nC=\'\'\nD= # comment\n', {"A": "", "B": "", "C": "", "D": ""}),
-    "comments": ("# a comment\n  # indented\nA=1 # trailing\nB=x#not-a-comment\n##NAME: X:0\n",
-                 {"A": "1", "B": "x#not-a-comment"}),
+    "empty values": ("A=\nB=\"\"\nC=''\nD= # comment\n", {"A": "", "B": "", "C": "", "D": ""}),
+    "comments": (
+        "# a comment\n  # indented\nA=1 # trailing\nB=x#not-a-comment\n##NAME: X:0\n",
+        {"A": "1", "B": "x#not-a-comment"},
+    ),
     "expansion": (
         'CAP="IMAP4rev1 UIDPLUS"\nCAP_TLS="$CAP AUTH=PLAIN"\nX=${CAP}-$CAP.y\n',
-        {"CAP": "IMAP4rev1 UIDPLUS", "CAP_TLS": "IMAP4rev1 UIDPLUS AUTH=PLAIN",
-         "X": "IMAP4rev1 UIDPLUS-IMAP4rev1 UIDPLUS.y"},
+        {
+            "CAP": "IMAP4rev1 UIDPLUS",
+            "CAP_TLS": "IMAP4rev1 UIDPLUS AUTH=PLAIN",
+            "X": "IMAP4rev1 UIDPLUS-IMAP4rev1 UIDPLUS.y",
+        },
     ),
     "unset reference is empty": ('A="[$NOPE]"\n', {"A": "[]"}),
-    "continuation": ('A="one \\\ntwo"\nB=abc\\\ndef\nC=x \\\n  # c\n', {"A": "one two", "B": "abcdef", "C": "x"}),
+    "continuation": (
+        'A="one \\\ntwo"\nB=abc\\\ndef\nC=x \\\n  # c\n',
+        {"A": "one two", "B": "abcdef", "C": "x"},
+    ),
     "multi-line single quote": ("A='line1\nline2'\nB=2\n", {"A": "line1\nline2", "B": "2"}),
     "escapes": ('A=a\\ b\\$c\nB="q\\"\\$\\\\\\x"\n', {"A": "a b$c", "B": 'q"$\\\\x'}),
     "lone dollar": ('A=$\nB="$ 5"\nC=a$/b\n', {"A": "$", "B": "$ 5", "C": "a$/b"}),
@@ -84,8 +96,9 @@ def test_shipped_config_files(tmp_path: Path) -> None:
 
 
 _safe = st.text(alphabet="abcXYZ019_-.:/,=+@%", min_size=0, max_size=6)
-_any = st.text(alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
-               max_size=8)
+_any = st.text(
+    alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=8
+)
 
 
 @st.composite
@@ -127,7 +140,9 @@ def _file(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=_file())
 def test_random_files_match_sh(tmp_path: Path, text: str) -> None:
     check_like_sh(tmp_path, text)
@@ -151,7 +166,9 @@ def test_random_files_match_sh(tmp_path: Path, text: str) -> None:
         ("\n\n  export\n", 3, "expected NAME=value"),
     ],
 )
-def test_malformed_lines_name_file_and_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+def test_malformed_lines_name_file_and_line(
+    tmp_path: Path, text: str, line: int, fragment: str
+) -> None:
     f = tmp_path / "imapd"
     f.write_text(text)
     with pytest.raises(ConfigError) as info:
