@@ -1,0 +1,1 @@
+"""Courier userdb: the text source, its GDBM compile, and the tools' logic."""
