@@ -1,0 +1,1 @@
+"""Command-line tools of the auth side, with courier-authlib's names and options."""
