@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +116,70 @@ class Instance:
 
     def port(self) -> int:
         return free_port()
+
+    # -- authdaemond (helpers for the auth tests) ---------------------------
+
+    def make_userdb(self) -> None:
+        """Compile the userdb text file into userdb.dat/userdbshadow.dat (our makeuserdb)."""
+        from authdaemon.userdb.makeuserdb import build
+
+        build(self.userdb)
+
+    @contextmanager
+    def start_authdaemond(self, *extra_args: str, **env: str) -> Iterator[AuthdaemondProcess]:
+        """Run our authdaemond in the foreground on this instance until the block ends.
+
+        Waits until the socket accepts connections; on exit sends SIGTERM and
+        waits (SIGKILL after 10 s). The daemon's log is in ``root/authdaemond.log``.
+        """
+        log_path = self.root / "authdaemond.log"
+        log = log_path.open("ab")
+        proc = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "authdaemond"), "--config-dir", str(self.confdir),
+             *extra_args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=self.env(**env),
+        )
+        try:
+            _wait_for_unix_socket(self.socket_path, proc, 15.0)
+            yield AuthdaemondProcess(proc, log_path)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            log.close()
+
+
+@dataclass
+class AuthdaemondProcess:
+    """Our running authdaemond (see Instance.start_authdaemond)."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_for_unix_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"authdaemond exited with status {proc.returncode}")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(str(path))
+                return
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise RuntimeError(f"authdaemond did not listen on {path} within {timeout}s")
 
 
 def make_maildir(path: Path) -> None:
