@@ -78,10 +78,12 @@ def run(config_dir: Path, argv: list[str]) -> int:
         doshow = True
         name = args.pop(0) if args else None
     userdb: str | None = str(default)
+    path_spec: str | None = None
     if name == "-f":
         userdb = args.pop(0) if args else None
         name = args.pop(0) if args else None
     elif name is not None and "/" in name:
+        path_spec = name
         head, _, name = name.rpartition("/")
         userdb = f"{default}/{head}"
 
@@ -99,10 +101,16 @@ def run(config_dir: Path, argv: list[str]) -> int:
         textdb.check_value(arg)
 
     if doshow:
-        # Deliberate difference: Courier's "-show path/ [name]" lists nothing
-        # (the name becomes ""); we list the file, or show the name given after it.
-        if name == "":
-            name = args[0] if args else None
+        # Deliberate difference: Courier's man page documents "-show path [addr]",
+        # but its script reads "-show a/b" as record "b" of file "a" and ignores
+        # any addr after it, and "-show path/" lists nothing.  We keep the one-word
+        # form ("-show a/b" = record b of file a), list the file for "-show path/",
+        # and honour the documented "-show path addr".
+        if path_spec is not None and args:
+            path = textdb.follow_links(Path(f"{default}/{path_spec.rstrip('/')}"))
+            name = args[0]
+        elif name == "":
+            name = None
         for line in textdb.show(path, name):
             sys.stdout.buffer.write((line + "\n").encode(textdb.ENCODING, textdb.ERRORS))
         return 0

@@ -102,3 +102,16 @@ def test_pw2userdb_with_files(tmp_path: Path) -> None:
             str(tmp_path / "shadow"))
     assert r.stdout == "u\tuid=5|gid=6|home=/home/u|shell=/bin/sh|systempw=$1$a$b" \
         "|gecos=Name.X,1\n5=\tu\n"
+
+
+def test_show_path_forms(tmp_path: Path) -> None:
+    (tmp_path / "userdb" / "sub").mkdir(parents=True)
+    (tmp_path / "userdb" / "sub" / "f").write_text("a\thome=/a\nb\thome=/b|uid=1\n")
+    conf = ["--config-dir", str(tmp_path)]
+    # As Courier: "-show sub/f/b" shows record b of file sub/f.
+    assert run("userdb", *conf, "-show", "sub/f/b").stdout == "home=/b\nuid=1\n"
+    # Courier lists nothing here; we list the file.
+    assert run("userdb", *conf, "-show", "sub/f/").stdout == "a\nb\n"
+    # The documented "-show path addr" (Courier ignores addr).
+    assert run("userdb", *conf, "-show", "sub/f", "a").stdout == "home=/a\n"
+    assert run("userdb", *conf, "-show", "sub/f/", "a").stdout == "home=/a\n"
