@@ -89,10 +89,13 @@ class _Reopening:
         self.path = path
         self._db: GdbmFile | None = None
         self._ident: tuple[int, int, int, int] | None = None
+        self._pid = 0
 
     def current(self) -> GdbmFile | None:
         ident = _identity(self.path)
-        if ident != self._ident or self._db is None:
+        # Reopen after a rebuild, and in a forked child (a handle inherited
+        # across fork shares its file offset with the parent's).
+        if ident != self._ident or self._db is None or self._pid != os.getpid():
             self.close()
             if ident is None:
                 return None
@@ -101,11 +104,17 @@ class _Reopening:
             except GdbmNotFound:
                 return None
             self._ident = ident
+            self._pid = os.getpid()
         return self._db
 
     def close(self) -> None:
         if self._db is not None:
-            self._db.close()
+            if self._pid == os.getpid():
+                self._db.close()
+            else:
+                # Inherited across fork: gdbm_close would also drop the
+                # parent's flock (locks belong to the shared open file).
+                self._db.abandon()
         self._db = None
         self._ident = None
 

@@ -110,6 +110,9 @@ class _Lib:
         self.nextkey = lib.gdbm_nextkey
         self.nextkey.argtypes = [ctypes.c_void_p, _Datum]
         self.nextkey.restype = _Datum
+        self.fdesc = lib.gdbm_fdesc
+        self.fdesc.argtypes = [ctypes.c_void_p]
+        self.fdesc.restype = ctypes.c_int
         self.sync = lib.gdbm_sync
         self.sync.argtypes = [ctypes.c_void_p]
         self.sync.restype = ctypes.c_int
@@ -174,6 +177,17 @@ class GdbmFile:
         if self._handle is not None:
             handle, self._handle = self._handle, None
             self._lib.close(handle)
+
+    def abandon(self) -> None:
+        """Forget a handle inherited from a parent process, closing only our fd.
+
+        gdbm_close in a forked child would unlock the file for the parent too.
+        """
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            fd = self._lib.fdesc(handle)
+            if fd >= 0:
+                os.close(fd)
 
     def __enter__(self) -> GdbmFile:
         return self

@@ -131,3 +131,28 @@ def test_database_reads_courier_built_files(tmp_path: Path) -> None:
         assert db.lookup("dave") == UserRecord(
             "dave", {"home": "/d", "uid": "7", "_": ""}, {"systempw": "abc"})
         assert [r.name for r in db.enumerate()] == ["dave"]
+
+
+def test_database_reopens_in_a_forked_child(tmp_path: Path) -> None:
+    write_db(tmp_path / "userdb.dat", {b"alice": b"home=/a|_="})
+    db = UserDatabase(tmp_path)
+    assert db.lookup("alice") is not None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must work on its own handle, then leave the parent's alone
+        try:
+            ok = db.lookup("alice") is not None and db.lookup("bob") is None
+            db.close()
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert db.lookup("alice") is not None  # the parent's handle still works
+    # ... and still holds its shared lock (a child's gdbm_close would have dropped it).
+    with pytest.raises(GdbmError, match="cannot open"):
+        open_gdbm(tmp_path / "userdb.dat", Mode.WRITE)
+    db.close()
+    open_gdbm(tmp_path / "userdb.dat", Mode.WRITE).close()
