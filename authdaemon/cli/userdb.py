@@ -59,8 +59,9 @@ def _read_values(name: str, fields: list[str]) -> list[str]:
         if value.endswith("\n"):
             value = value[:-1]
         if "|" in value or "\n" in value:
-            # Courier exits with the errno its tty test left behind.
-            raise textdb.TextDbError("Invalid value.", errno.EINVAL if isatty else errno.ENOTTY)
+            # Courier's script exits with the errno left behind by Perl's terminal
+            # checks on stdin/stdout: ENOTTY.
+            raise textdb.TextDbError("Invalid value.", errno.ENOTTY)
         out.append(f"{arg}={value}")
     return out
 

@@ -67,7 +67,15 @@ class GdbmNotFound(GdbmError):
 
 
 class _Datum(ctypes.Structure):
+    """A datum libgdbm returns (the memory is ours to free)."""
+
     _fields_ = [("dptr", ctypes.c_void_p), ("dsize", ctypes.c_int)]
+
+
+class _DatumIn(ctypes.Structure):
+    """A datum we pass in: points straight into a ``bytes`` object (no copy)."""
+
+    _fields_ = [("dptr", ctypes.c_char_p), ("dsize", ctypes.c_int)]
 
 
 class _Lib:
@@ -93,22 +101,22 @@ class _Lib:
         self.close.argtypes = [ctypes.c_void_p]
         self.close.restype = ctypes.c_int
         self.store = lib.gdbm_store
-        self.store.argtypes = [ctypes.c_void_p, _Datum, _Datum, ctypes.c_int]
+        self.store.argtypes = [ctypes.c_void_p, _DatumIn, _DatumIn, ctypes.c_int]
         self.store.restype = ctypes.c_int
         self.fetch = lib.gdbm_fetch
-        self.fetch.argtypes = [ctypes.c_void_p, _Datum]
+        self.fetch.argtypes = [ctypes.c_void_p, _DatumIn]
         self.fetch.restype = _Datum
         self.delete = lib.gdbm_delete
-        self.delete.argtypes = [ctypes.c_void_p, _Datum]
+        self.delete.argtypes = [ctypes.c_void_p, _DatumIn]
         self.delete.restype = ctypes.c_int
         self.exists = lib.gdbm_exists
-        self.exists.argtypes = [ctypes.c_void_p, _Datum]
+        self.exists.argtypes = [ctypes.c_void_p, _DatumIn]
         self.exists.restype = ctypes.c_int
         self.firstkey = lib.gdbm_firstkey
         self.firstkey.argtypes = [ctypes.c_void_p]
         self.firstkey.restype = _Datum
         self.nextkey = lib.gdbm_nextkey
-        self.nextkey.argtypes = [ctypes.c_void_p, _Datum]
+        self.nextkey.argtypes = [ctypes.c_void_p, _DatumIn]
         self.nextkey.restype = _Datum
         self.fdesc = lib.gdbm_fdesc
         self.fdesc.argtypes = [ctypes.c_void_p]
@@ -147,9 +155,9 @@ def _lib() -> _Lib:
     return _Lib()
 
 
-def _datum(data: bytes) -> tuple[_Datum, ctypes.Array[ctypes.c_char]]:
-    buf = ctypes.create_string_buffer(data, len(data))
-    return _Datum(ctypes.cast(buf, ctypes.c_void_p), len(data)), buf
+def _datum(data: bytes) -> _DatumIn:
+    """A datum for *data*; it keeps *data* alive while it exists."""
+    return _DatumIn(data, len(data))
 
 
 def _take(lib: _Lib, d: _Datum) -> bytes | None:
@@ -221,11 +229,10 @@ class GdbmFile:
         With ``replace=False`` an existing key is an error (what Courier's
         makedatprog does: "duplicate or out of disk space").
         """
-        k, kb = _datum(key)
-        v, vb = _datum(value)
+        k = _datum(key)
+        v = _datum(value)
         ctypes.set_errno(0)
         rc = self._lib.store(self._h(), k, v, _GDBM_REPLACE if replace else _GDBM_INSERT)
-        del kb, vb
         if rc == 1:
             raise GdbmError(self.path, f"duplicate key {key!r}")
         if rc != 0:
@@ -233,27 +240,24 @@ class GdbmFile:
 
     def fetch(self, key: bytes) -> bytes | None:
         """The value stored under *key*, or ``None``."""
-        k, kb = _datum(key)
+        k = _datum(key)
         self._lib.set_gdbm_errno(0)
         ctypes.set_errno(0)
         value = _take(self._lib, self._lib.fetch(self._h(), k))
-        del kb
         if value is None and self._lib.gdbm_errno() not in (0, _GDBM_ITEM_NOT_FOUND):
             raise self._fail(f"cannot fetch {key!r}")
         return value
 
     def __contains__(self, key: bytes) -> bool:
-        k, kb = _datum(key)
+        k = _datum(key)
         found = bool(self._lib.exists(self._h(), k))
-        del kb
         return found
 
     def delete(self, key: bytes) -> bool:
         """Delete *key*; ``False`` if it was not there."""
-        k, kb = _datum(key)
+        k = _datum(key)
         self._lib.set_gdbm_errno(0)
         rc = self._lib.delete(self._h(), k)
-        del kb
         if rc == 0:
             return True
         if self._lib.gdbm_errno() == _GDBM_ITEM_NOT_FOUND:
@@ -267,10 +271,9 @@ class GdbmFile:
         current = _take(lib, lib.firstkey(self._h()))
         while current is not None:
             yield current
-            k, kb = _datum(current)
+            k = _datum(current)
             lib.set_gdbm_errno(0)
             current = _take(lib, lib.nextkey(self._h(), k))
-            del kb
         if lib.gdbm_errno() not in (0, _GDBM_ITEM_NOT_FOUND):
             raise self._fail("cannot iterate keys")
 

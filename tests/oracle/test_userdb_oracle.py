@@ -239,6 +239,8 @@ def test_makeuserdb_builds_what_courier_builds(tmp_path: Path, directory: bool) 
         assert dump_with_ours(our_etc / name) == real_db, name
         assert dump_with_ours(real_etc / name) == real_db, name
         assert (our_etc / name).stat().st_mode == (real_etc / name).stat().st_mode, name
+        if not directory:  # same records in the same order: the very same bytes
+            assert (our_etc / name).read_bytes() == (real_etc / name).read_bytes(), name
     assert sorted(os.listdir(our_etc)) == sorted(os.listdir(real_etc))
     assert (our_etc / "userdb.lock").stat().st_mode & 0o777 == 0o644
     dat = dump_with_ours(our_etc / "userdb.dat")
@@ -412,3 +414,31 @@ def test_namespace_leaves_host_untouched(tmp_path: Path) -> None:
     assert not os.path.exists(f"/proc/{holder}") or \
         open(f"/proc/{holder}/stat").read().split()[2] == "Z"
     shutil.rmtree(etc)
+
+
+def run_on_terminal(argv: list[str], typed: bytes, cwd: Path) -> tuple[int, str]:
+    """Run *argv* with a pseudo-terminal as stdin (so it prompts); stdout captured."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, typed)
+        proc = subprocess.run(argv, stdin=terminal, capture_output=True, text=True, cwd=cwd,
+                              timeout=30)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_userdb_prompts_like_courier_on_a_terminal(both: tuple[Path, Path]) -> None:
+    real_file, our_file = both
+    for args, typed in ((["alice", "set", "systempw", "uid=9", "quota"], b"hash\n7S\n"),
+                        (["zed", "set", "home"], b"/h/zed\n"),
+                        (["alice", "set", "bad"], b"a|b\n")):
+        real = run_on_terminal([REAL_USERDB, "-f", str(real_file), *args], typed,
+                               real_file.parent)
+        mine = run_on_terminal([ours("userdb"), "-f", str(our_file), *args], typed,
+                               our_file.parent)
+        assert mine == real, args
+        assert normalize_file(our_file.read_text()) == normalize_file(real_file.read_text())
