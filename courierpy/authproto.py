@@ -257,7 +257,6 @@ class RequestParser:
         self._scanned = 0  # how far _buf has been searched for LF
         self._meta: list[tuple[str, str]] = []
         self._auth_len: int | None = None
-        self._bad_auth_header = False
         self._done: Request | BadRequest | None = None
 
     @property
@@ -336,14 +335,13 @@ class RequestParser:
             raise RequestError("PRE needs a userid")
         return PreRequest(decode(words[0]), decode(words[1]), decode(userid), meta)
 
-    def _auth_length(self, rest: bytes) -> int:
+    @staticmethod
+    def _auth_length(rest: bytes) -> int:
+        # atoi(): leading blanks skipped, trailing junk ignored ("AUTH 27x" is 27).
         m = _DIGITS.match(rest.lstrip(b" \t"))
         n = int(m.group()) if m else 0
         if n <= 0 or n > AUTH_MAX:
             raise RequestError(f"bad AUTH length {rest[:20]!r}")
-        if not (m and rest == m.group()):
-            # Courier reads "AUTH 27x" or "AUTH  27" as 27 but then answers FAIL.
-            self._bad_auth_header = True
         return n
 
     def _auth(self, body: bytes) -> AuthRequest | BadRequest:
@@ -351,8 +349,6 @@ class RequestParser:
         authtype, sep2, authdata = rest.partition(b"\n")
         if not (sep1 and sep2):
             raise RequestError("AUTH body lacks service or authtype")
-        if self._bad_auth_header:
-            return BadRequest("malformed AUTH length")
         return AuthRequest(decode(service), decode(authtype), decode(authdata), tuple(self._meta))
 
     @staticmethod

@@ -143,13 +143,18 @@ def test_requests_courier_hangs_up_on(data: bytes) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"AUTH 27x\nimap\nlogin\ncarol\ncarolimap\n",
-        b"AUTH  27\nimap\nlogin\ncarol\ncarolimap\n",
         b"PASSWD imap\tcarol\tx\x01\tnew\n",
     ],
 )
 def test_requests_courier_answers_fail(data: bytes) -> None:
     assert isinstance(feed_all(data), p.BadRequest)
+
+
+@pytest.mark.parametrize("header", [b"AUTH 27x\n", b"AUTH  27\n", b"AUTH 27 \n"])
+def test_auth_length_is_read_like_atoi(header: bytes) -> None:
+    # probed on the real authdaemond: all three authenticate
+    req = feed_all(header + b"imap\nlogin\ncarol\ncarolimap\n")
+    assert req == p.AuthRequest("imap", "login", "carol\ncarolimap\n")
 
 
 def test_line_limit_is_bufsiz_minus_one() -> None:
