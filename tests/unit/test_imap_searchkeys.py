@@ -1,0 +1,156 @@
+"""SEARCH keys: every RFC 3501 key, charsets, what each key needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from courierpy.imap.errors import BadCharset, BadSyntax
+from courierpy.imap.fetchatts import FetchNeeds
+from courierpy.imap.searchkeys import (
+    ALL,
+    And,
+    DateKey,
+    HasFlag,
+    Header,
+    Not,
+    Or,
+    SeqKey,
+    SizeKey,
+    Text,
+    UidKey,
+    parse_search,
+)
+from courierpy.imap.seqset import SeqSet
+from courierpy.imap.tokens import Cursor, Tok, lex_segment
+
+D = dt.date(2024, 1, 2)
+
+
+def parse(text: bytes, *literals: bytes):
+    toks: list = []
+    segs = text.split(b"\x00")  # "\x00" marks where a literal goes
+    for i, seg in enumerate(segs):
+        if i < len(segs) - 1:
+            marker = lex_segment(seg + b"{%d}" % len(literals[i]), toks)
+            assert marker is not None and marker.size == len(literals[i])
+            toks.append((Tok.LITERAL, literals[i]))
+        else:
+            assert lex_segment(seg, toks) is None
+    return parse_search(Cursor(toks))
+
+
+KEYS = [
+    (b"ALL", ALL, FetchNeeds.NONE),
+    (b"ANSWERED", HasFlag("\\Answered"), FetchNeeds.FLAGS),
+    (b"BCC x", Header("BCC", "x"), FetchNeeds.STRUCTURE),
+    (b"BEFORE 2-Jan-2024", DateKey("BEFORE", D), FetchNeeds.INTERNALDATE),
+    (b'BODY "hello world"', Text("BODY", "hello world"), FetchNeeds.BODY),
+    (b"CC x", Header("CC", "x"), FetchNeeds.STRUCTURE),
+    (b"DELETED", HasFlag("\\Deleted"), FetchNeeds.FLAGS),
+    (b"DRAFT", HasFlag("\\Draft"), FetchNeeds.FLAGS),
+    (b"FLAGGED", HasFlag("\\Flagged"), FetchNeeds.FLAGS),
+    (b"FROM alice", Header("FROM", "alice"), FetchNeeds.STRUCTURE),
+    (b"HEADER X-Spam yes", Header("X-SPAM", "yes"), FetchNeeds.STRUCTURE),
+    (b'HEADER "Message-ID" ""', Header("MESSAGE-ID", ""), FetchNeeds.STRUCTURE),
+    (b"KEYWORD $Label1", HasFlag("$Label1"), FetchNeeds.FLAGS),
+    (b"LARGER 100", SizeKey("LARGER", 100), FetchNeeds.SIZE),
+    (b"NEW", And((HasFlag("\\Recent"), Not(HasFlag("\\Seen")))), FetchNeeds.FLAGS),
+    (b"NOT SEEN", Not(HasFlag("\\Seen")), FetchNeeds.FLAGS),
+    (b"OLD", Not(HasFlag("\\Recent")), FetchNeeds.FLAGS),
+    (b'ON "2-Jan-2024"', DateKey("ON", D), FetchNeeds.INTERNALDATE),
+    (
+        b"OR SEEN FROM x",
+        Or(HasFlag("\\Seen"), Header("FROM", "x")),
+        FetchNeeds.FLAGS | FetchNeeds.STRUCTURE,
+    ),
+    (b"RECENT", HasFlag("\\Recent"), FetchNeeds.FLAGS),
+    (b"SEEN", HasFlag("\\Seen"), FetchNeeds.FLAGS),
+    (b"SENTBEFORE 02-jan-2024", DateKey("BEFORE", D, True), FetchNeeds.STRUCTURE),
+    (b"SENTON 2-Jan-2024", DateKey("ON", D, True), FetchNeeds.STRUCTURE),
+    (b"SENTSINCE 2-Jan-2024", DateKey("SINCE", D, True), FetchNeeds.STRUCTURE),
+    (b"SINCE 2-Jan-2024", DateKey("SINCE", D), FetchNeeds.INTERNALDATE),
+    (b"SMALLER 5", SizeKey("SMALLER", 5), FetchNeeds.SIZE),
+    (b"SUBJECT hi", Header("SUBJECT", "hi"), FetchNeeds.STRUCTURE),
+    (b"TEXT hi", Text("TEXT", "hi"), FetchNeeds.BODY),
+    (b"TO bob", Header("TO", "bob"), FetchNeeds.STRUCTURE),
+    (b"UID 1:*", UidKey(SeqSet.parse(b"1:*")), FetchNeeds.UID),
+    (b"UNANSWERED", Not(HasFlag("\\Answered")), FetchNeeds.FLAGS),
+    (b"UNDELETED", Not(HasFlag("\\Deleted")), FetchNeeds.FLAGS),
+    (b"UNDRAFT", Not(HasFlag("\\Draft")), FetchNeeds.FLAGS),
+    (b"UNFLAGGED", Not(HasFlag("\\Flagged")), FetchNeeds.FLAGS),
+    (b"UNKEYWORD Junk", Not(HasFlag("Junk")), FetchNeeds.FLAGS),
+    (b"UNSEEN", Not(HasFlag("\\Seen")), FetchNeeds.FLAGS),
+    (b"2,4:*", SeqKey(SeqSet.parse(b"2,4:*")), FetchNeeds.NONE),
+    (b"(SEEN DELETED)", And((HasFlag("\\Seen"), HasFlag("\\Deleted"))), FetchNeeds.FLAGS),
+    (b"(SEEN)", HasFlag("\\Seen"), FetchNeeds.FLAGS),
+    (b"seen unseen", And((HasFlag("\\Seen"), Not(HasFlag("\\Seen")))), FetchNeeds.FLAGS),
+]
+
+
+@pytest.mark.parametrize("text,key,needs", KEYS, ids=[k[0].decode() for k in KEYS])
+def test_keys(text: bytes, key: object, needs: FetchNeeds) -> None:
+    prog = parse(text)
+    assert prog.key == key
+    assert prog.needs == needs
+    assert prog.charset is None
+
+
+def test_flag_searches_never_need_the_message() -> None:
+    prog = parse(b"OR (UNSEEN FLAGGED) NOT (DELETED KEYWORD $Junk) UID 1:100")
+    assert not prog.needs & (FetchNeeds.BODY | FetchNeeds.HEADER | FetchNeeds.STRUCTURE)
+
+
+def test_charsets() -> None:
+    assert parse(b"CHARSET utf-8 SUBJECT \x00", b"caf\xc3\xa9").key == Header("SUBJECT", "café")
+    assert parse(b"CHARSET UTF-8 ALL").charset == "UTF-8"
+    assert parse(b"CHARSET US-ASCII ALL").charset == "US-ASCII"
+    assert parse(b"CHARSET ISO-8859-1 TEXT \x00", b"caf\xe9").key == Text("TEXT", "café")
+    # no charset: UTF-8 if it decodes, Latin-1 otherwise
+    assert parse(b"SUBJECT \x00", b"caf\xc3\xa9").key == Header("SUBJECT", "café")
+    assert parse(b"SUBJECT \x00", b"caf\xe9").key == Header("SUBJECT", "café")
+    with pytest.raises(BadCharset):
+        parse(b"CHARSET X-UNKNOWN-CS ALL")
+    with pytest.raises(BadSyntax):
+        parse(b"CHARSET UTF-8 SUBJECT \x00", b"\xff")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"",
+        b"FOO",
+        b"SEEN ",
+        b"FROM",
+        b"OR SEEN",
+        b"NOT",
+        b"(SEEN",
+        b"SEEN)",
+        b"()",
+        b"BEFORE 2024-01-02",
+        b"BEFORE 30-Feb-2024",
+        b"LARGER -1",
+        b"LARGER 4294967296",
+        b"KEYWORD \\Foo",
+        b"KEYWORD (x)",
+        b"HEADER Fr:om x",
+        b"UID x",
+        b"0",
+        b"1:0",
+        b'"SEEN"',
+        b"CHARSET",
+        b"CHARSET UTF-8",
+    ],
+)
+def test_invalid(text: bytes) -> None:
+    with pytest.raises(BadSyntax):
+        parse(text)
+
+
+def test_nesting_is_bounded() -> None:
+    parse(b"NOT " * 60 + b"ALL")
+    with pytest.raises(BadSyntax):
+        parse(b"NOT " * 1000 + b"ALL")
+    with pytest.raises(BadSyntax):
+        parse(b"(" * 1000 + b"ALL" + b")" * 1000)
