@@ -56,9 +56,7 @@ def run(argv: list[str], prog: str = "maildirkw") -> int:
             elif mode == "add":
                 kw.update_keywords(maildir, basename, add=words, case_sensitive=case_sensitive)
             else:
-                kw.update_keywords(
-                    maildir, basename, remove=words, case_sensitive=case_sensitive
-                )
+                kw.update_keywords(maildir, basename, remove=words, case_sensitive=case_sensitive)
         finally:
             if lock is not None:
                 lock.__exit__(None, None, None)
