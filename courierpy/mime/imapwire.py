@@ -1,0 +1,427 @@
+"""ENVELOPE, BODY and BODYSTRUCTURE in IMAP wire form, and BODY[section] bytes.
+
+See RFC 3501 §7.4.2 (the grammar of ENVELOPE, BODY and BODYSTRUCTURE) and
+§6.4.5 (section specifiers and partial fetches). Output follows what the real
+Courier imapd sends where the RFC leaves a choice:
+
+- Strings are quoted (``\\`` and ``"`` escaped); 8-bit header text is first
+  turned into RFC 2047 words (UTF-8, the shorter of B and Q), so ENVELOPE and
+  BODYSTRUCTURE never need a literal.
+- Single-part extension data is md5, disposition and language, and language
+  is always NIL; multipart extension data is parameters, disposition, NIL.
+- ``BODY[n.MIME]`` holds only the part's ``Content-*`` and ``MIME-Version``
+  fields; ``HEADER.FIELDS`` keeps the fields' order and spelling.
+
+Sections are produced in CRLF form from the stored bytes (LF or CRLF) and may be
+streamed: :func:`fetch_section` returns a :class:`SectionData` whose size is
+known before its chunks are produced.
+"""
+
+from __future__ import annotations
+
+import base64
+import mmap
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from courierpy.errors import CourierError
+from courierpy.mime.envelope import Address, Envelope
+from courierpy.mime.headers import split_fields
+from courierpy.mime.tree import Part, parse
+
+__all__ = [
+    "BadSection",
+    "Section",
+    "SectionData",
+    "body",
+    "bodystructure",
+    "envelope",
+    "fetch_section",
+    "open_message",
+    "parse_section",
+    "quote",
+    "encode_8bit",
+]
+
+_CHUNK = 1 << 18
+
+
+class BadSection(CourierError):
+    """A section specifier that RFC 3501 §6.4.5 does not allow."""
+
+
+# --- strings -------------------------------------------------------------------
+
+
+def quote(value: str | bytes | None) -> bytes:
+    """An IMAP string: NIL, a quoted string, or a literal when it must be one."""
+    if value is None:
+        return b"NIL"
+    raw = value.encode("latin-1", "replace") if isinstance(value, str) else bytes(value)
+    if any(b > 0x7F or b in (0, 10, 13) for b in raw):
+        return b"{%d}\r\n" % len(raw) + raw
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+_WORDS = re.compile(r"([ \t]+|[<>])")
+_Q_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/.")
+
+
+def _encoded_word(text: str) -> str:
+    raw = text.encode("utf-8")
+    b = "=?utf-8?B?" + base64.b64encode(raw).decode("ascii") + "?="
+    q = []
+    for byte in raw:
+        if byte in _Q_SAFE:
+            q.append(chr(byte))
+        elif byte == 0x20:
+            q.append("_")
+        else:
+            q.append(f"={byte:02X}")
+    qs = "=?utf-8?Q?" + "".join(q) + "?="
+    return qs if len(qs) < len(b) else b
+
+
+def encode_8bit(text: str | None) -> str | None:
+    """Header text (latin-1 code points = bytes) with 8-bit runs as RFC 2047 words.
+
+    The bytes are read as UTF-8 (invalid sequences dropped); each run of words
+    holding non-ASCII characters, with the white space between them, becomes
+    one encoded word, as Courier writes them.
+    """
+    if text is None or text.isascii():
+        return text
+    utext = text.encode("latin-1", "replace").decode("utf-8", "ignore")
+    pieces = _WORDS.split(utext)
+    out: list[str] = []
+    i = 0
+    n = len(pieces)
+    while i < n:
+        piece = pieces[i]
+        if piece and not piece.isascii() and i % 2 == 0:
+            j = i
+            # Extend over "white space, non-ASCII word" pairs.
+            while (
+                j + 2 < n
+                and pieces[j + 1].strip(" \t") == ""
+                and pieces[j + 1] != ""
+                and pieces[j + 2]
+                and not pieces[j + 2].isascii()
+            ):
+                j += 2
+            out.append(_encoded_word("".join(pieces[i : j + 1])))
+            i = j + 1
+            continue
+        out.append(piece)
+        i += 1
+    return "".join(out)
+
+
+def _q(value: str | None) -> bytes:
+    return quote(encode_8bit(value))
+
+
+# --- ENVELOPE ------------------------------------------------------------------
+
+
+def _addresses(addrs: tuple[Address, ...]) -> bytes:
+    if not addrs:
+        return b"NIL"
+    return b"(" + b"".join(b"(" + b" ".join(_q(m) for m in a) + b")" for a in addrs) + b")"
+
+
+def envelope(env: Envelope) -> bytes:
+    """The ENVELOPE structure (RFC 3501 §7.4.2), parenthesised."""
+    return b"".join(
+        (
+            b"(",
+            _q(env.date),
+            b" ",
+            _q(env.subject),
+            b" ",
+            b" ".join(
+                _addresses(a)
+                for a in (env.from_, env.sender, env.reply_to, env.to, env.cc, env.bcc)
+            ),
+            b" ",
+            _q(env.in_reply_to),
+            b" ",
+            _q(env.message_id),
+            b")",
+        )
+    )
+
+
+# --- BODY / BODYSTRUCTURE --------------------------------------------------------
+
+
+def _params(params) -> bytes:
+    if not params:
+        return b"NIL"
+    return b"(" + b" ".join(_q(k) + b" " + _q(v) for k, v in params) + b")"
+
+
+def _disposition(part: Part) -> bytes:
+    if part.disposition is None:
+        return b"NIL"
+    return b"(" + _q(part.disposition) + b" " + _params(part.disposition_params) + b")"
+
+
+def _structure(part: Part, extended: bool) -> bytes:
+    if part.children:
+        inner = b"".join(_structure(c, extended) for c in part.children)
+        out = b"(" + inner + b" " + _q(part.subtype)
+        if extended:
+            out += b" " + _params(part.params) + b" " + _disposition(part) + b" NIL"
+        return out + b")"
+    fields = [
+        _q(part.type),
+        _q(part.subtype),
+        _params(part.params),
+        _q(part.id),
+        _q(part.description),
+        _q(part.encoding),
+        b"%d" % part.size,
+    ]
+    if part.message is not None:
+        fields.append(envelope(part.message.envelope))  # type: ignore[arg-type]
+        fields.append(_structure(part.message, extended))
+        fields.append(b"%d" % part.lines)
+    elif part.type == "text":
+        fields.append(b"%d" % part.lines)
+    if extended:
+        fields += [_q(part.md5), _disposition(part), b"NIL"]
+    return b"(" + b" ".join(fields) + b")"
+
+
+def bodystructure(tree: Part) -> bytes:
+    """BODYSTRUCTURE of a message tree (with extension data)."""
+    return _structure(tree, True)
+
+
+def body(tree: Part) -> bytes:
+    """BODY (no extension data) of a message tree."""
+    return _structure(tree, False)
+
+
+# --- sections ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A parsed section specifier: part path, then one of
+    ``""``, ``HEADER``, ``HEADER.FIELDS``, ``HEADER.FIELDS.NOT``, ``TEXT``, ``MIME``."""
+
+    path: tuple[int, ...] = ()
+    kind: str = ""
+    fields: tuple[str, ...] = ()
+
+    def wire(self) -> bytes:
+        """The specifier as echoed in a FETCH response (field names quoted, as Courier)."""
+        parts = [str(n) for n in self.path]
+        if self.kind:
+            parts.append(self.kind)
+        spec = ".".join(parts).encode("ascii")
+        if self.kind.startswith("HEADER.FIELDS"):
+            spec += b" (" + b" ".join(quote(f) for f in self.fields) + b")"
+        return spec
+
+
+_KINDS = ("HEADER.FIELDS.NOT", "HEADER.FIELDS", "HEADER", "TEXT", "MIME")
+
+
+def parse_section(spec: str) -> Section:
+    """Parse the text between ``[`` and ``]`` of a BODY[...] fetch item."""
+    text = spec.strip()
+    head, paren, rest = text.partition("(")
+    head = head.strip()
+    path: list[int] = []
+    kind = ""
+    items = head.split(".") if head else []
+    i = 0
+    while i < len(items) and items[i].isdigit():
+        n = int(items[i])
+        if n == 0:
+            raise BadSection(f"invalid part number in {spec!r}")
+        path.append(n)
+        i += 1
+    kind = ".".join(items[i:]).upper()
+    if kind and kind not in _KINDS:
+        raise BadSection(f"unknown section {spec!r}")
+    if kind == "MIME" and not path:
+        raise BadSection("MIME needs a part number")
+    fields: tuple[str, ...] = ()
+    if kind.startswith("HEADER.FIELDS"):
+        if not paren or not rest.rstrip().endswith(")"):
+            raise BadSection(f"{kind} needs a field list")
+        names = rest.rstrip()[:-1].split()
+        fields = tuple(n.strip('"') for n in names)
+        if not fields:
+            raise BadSection(f"{kind} needs a field list")
+    elif paren:
+        raise BadSection(f"unexpected list in {spec!r}")
+    return Section(tuple(path), kind, fields)
+
+
+def _resolve(tree: Part, path: tuple[int, ...]) -> Part | None:
+    """The entity that part number *path* names, as Courier numbers parts.
+
+    A message/rfc822 part stands for its encapsulated message; a multipart's
+    parts are numbered from 1; a message (the top level or an encapsulated
+    one) that is not multipart is its own part 1. So a top-level
+    message/rfc822 message's part 1 is the encapsulated message's body, and a
+    multipart whose boundary never appears has no parts.
+    """
+    node = tree
+    for n in path:
+        if node.message is not None:
+            node = node.message
+        if node.children:
+            if n > len(node.children):
+                return None
+            node = node.children[n - 1]
+        elif (
+            n == 1
+            and node.envelope is not None
+            and not (node.type == "multipart" and node.param("boundary"))
+        ):
+            continue
+        else:
+            return None
+    return node
+
+
+class SectionData:
+    """The bytes of one section in CRLF form: ``size`` first, then ``chunks()``."""
+
+    __slots__ = ("size", "_chunks")
+
+    def __init__(self, size: int, chunks: Iterator[bytes] | list[bytes]) -> None:
+        self.size = size
+        self._chunks = chunks
+
+    def chunks(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+
+def _to_crlf(raw: bytes) -> bytes:
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def _crlf_chunks(data, start: int, end: int, skip: int, limit: int | None) -> Iterator[bytes]:
+    pos = start
+    offset = 0  # CRLF-form offset of the current chunk
+    while pos < end and (limit is None or limit > 0):
+        stop = min(end, pos + _CHUNK)
+        if stop < end and data[stop - 1 : stop] == b"\r":
+            stop += 1  # never split a CRLF pair
+        chunk = _to_crlf(bytes(data[pos:stop]))
+        pos = stop
+        clen = len(chunk)
+        if offset + clen <= skip:
+            offset += clen
+            continue
+        if skip > offset:
+            chunk = chunk[skip - offset :]
+        offset += clen
+        if limit is not None:
+            chunk = chunk[:limit]
+            limit -= len(chunk)
+        if chunk:
+            yield chunk
+
+
+def _header_text(data, ent: Part, keep) -> bytes:
+    fields = [f for f in split_fields(data, ent.header_start, ent.header_end) if keep(f.name)]
+    out = []
+    for f in fields:
+        raw = _to_crlf(f.raw(data))
+        if not raw.endswith(b"\r\n"):
+            raw += b"\r\n"
+        out.append(raw)
+    if ent.terminated or not fields:
+        out.append(b"\r\n")
+    return b"".join(out)
+
+
+def _slice(whole: bytes, partial: tuple[int, int | None] | None) -> bytes:
+    if partial is None:
+        return whole
+    start, count = partial
+    return whole[start:] if count is None else whole[start : start + count]
+
+
+def fetch_section(
+    data,
+    tree: Part,
+    section: Section,
+    partial: tuple[int, int | None] | None = None,
+) -> SectionData:
+    """The bytes of ``BODY[section]<partial>`` (*partial* is ``(start, count)``,
+    count None for "to the end").
+
+    *data* is the stored message (bytes or an mmap from :func:`open_message`);
+    *tree* is its :func:`~courierpy.mime.tree.parse` result. A part that does not
+    exist gives empty data, as Courier sends.
+    """
+    ent = _resolve(tree, section.path) if section.path else tree
+    if ent is None:
+        return SectionData(0, [])
+    kind = section.kind
+    if kind in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
+        if section.path and ent.message is not None:
+            ent = ent.message
+    if kind == "MIME":
+        whole = _header_text(data, ent, lambda n: n.startswith("content-") or n == "mime-version")
+        return _small(whole, partial)
+    if kind == "HEADER.FIELDS" or kind == "HEADER.FIELDS.NOT":
+        wanted = {f.lower() for f in section.fields}
+        negate = kind == "HEADER.FIELDS.NOT"
+        whole = _header_text(data, ent, lambda n: (n in wanted) != negate)
+        return _small(whole, partial)
+    if kind == "HEADER":
+        start, end, size = ent.header_start, ent.body_start, ent.header_size
+    elif kind == "TEXT" or section.path:
+        start, end, size = ent.body_start, ent.end, ent.size
+    else:
+        start, end, size = ent.header_start, ent.end, ent.header_size + ent.size
+    skip, limit = 0, None
+    if partial is not None:
+        skip, limit = partial
+        size = max(0, size - skip)
+        if limit is not None:
+            size = min(size, limit)
+        if size == 0:
+            return SectionData(0, [])
+    return SectionData(size, _crlf_chunks(data, start, end, skip, limit))
+
+
+def _small(whole: bytes, partial) -> SectionData:
+    out = _slice(whole, partial)
+    return SectionData(len(out), [out])
+
+
+@contextmanager
+def open_message(path: str | os.PathLike):
+    """The stored message at *path* as a read-only buffer (an mmap, or b"" if empty)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            yield b""
+            return
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            yield m
+        finally:
+            m.close()
+
+
+def message_wire(data) -> tuple[Part, bytes, bytes, bytes, int]:
+    """Parse *data* once: (tree, ENVELOPE, BODYSTRUCTURE, BODY, RFC822.SIZE)."""
+    tree = parse(data)
+    return tree, envelope(tree.envelope), bodystructure(tree), body(tree), tree.total_size  # type: ignore[arg-type]
