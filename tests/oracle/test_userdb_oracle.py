@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from passlib.hash import md5_crypt
 
 from authdaemon.userdb.database import UserDatabase, set_password
@@ -441,4 +443,39 @@ def test_userdb_prompts_like_courier_on_a_terminal(both: tuple[Path, Path]) -> N
         mine = run_on_terminal([ours("userdb"), "-f", str(our_file), *args], typed,
                                our_file.parent)
         assert mine == real, args
+        assert normalize_file(our_file.read_text()) == normalize_file(real_file.read_text())
+
+
+# -- random edit sequences, both tools --------------------------------------------
+
+_NAMES = st.sampled_from(["alice", "bob", "#c", "x=y", "5000=", "caf\u00e9"])
+_FIELD = st.text(alphabet="abcpw_-#", min_size=1, max_size=6)
+_VALUE = st.text(alphabet="az09 =/\t$.,\u00e9|", max_size=8)
+_OP = st.one_of(
+    st.tuples(st.just("set"), _NAMES,
+              st.lists(st.tuples(_FIELD, _VALUE).map(lambda fv: f"{fv[0]}={fv[1]}"),
+                       max_size=4)),
+    st.tuples(st.just("unset"), _NAMES, st.lists(_FIELD, max_size=3)),
+    st.tuples(st.just("del"), _NAMES, st.just([])),
+)
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(_OP, min_size=1, max_size=6))
+def test_random_edits_match_courier(tmp_path_factory: pytest.TempPathFactory,
+                                    ops: list[tuple[str, str, list[str]]]) -> None:
+    require(REAL_USERDB)
+    base = tmp_path_factory.mktemp("fuzz")
+    files = []
+    for side in ("real", "ours"):
+        f = base / side
+        f.write_text(INITIAL)
+        f.chmod(0o600)
+        files.append(f)
+    real_file, our_file = files
+    for verb, name, args in ops:
+        real = run_tool([REAL_USERDB, "-f", str(real_file), name, verb, *args], "", base)
+        mine = run_tool([ours("userdb"), "-f", str(our_file), name, verb, *args], "", base)
+        assert (mine.returncode, mine.stderr) == (real.returncode, real.stderr), (verb, name, args)
         assert normalize_file(our_file.read_text()) == normalize_file(real_file.read_text())
