@@ -479,3 +479,28 @@ def test_random_edits_match_courier(tmp_path_factory: pytest.TempPathFactory,
         mine = run_tool([ours("userdb"), "-f", str(our_file), name, verb, *args], "", base)
         assert (mine.returncode, mine.stderr) == (real.returncode, real.stderr), (verb, name, args)
         assert normalize_file(our_file.read_text()) == normalize_file(real_file.read_text())
+
+
+def test_duplicate_names_fail_in_both_but_only_ours_keeps_both_databases(tmp_path: Path) -> None:
+    """Deliberate difference: on a duplicate name Courier's makedatprog aborts the
+    userdb.dat build but still installs the new userdbshadow.dat (observed: old
+    accounts, new passwords); we install neither and name both lines."""
+    require(REAL_MAKEUSERDB)
+    snapshots = {}
+    results = {}
+    for side, prog in (("real", REAL_MAKEUSERDB), ("ours", ours("makeuserdb"))):
+        src = tmp_path / side / "udb"
+        src.parent.mkdir()
+        src.write_text("a\thome=/a|systempw=1\n")
+        src.chmod(0o600)
+        assert subprocess.run([prog, "-f", str(src)]).returncode == 0
+        snapshots[side] = {n: (src.parent / n).read_bytes() for n in ("udb.dat", "udbshadow.dat")}
+        src.write_text("a\thome=/a|systempw=2\nb\thome=/b|systempw=3\na\thome=/c\n")
+        results[side] = subprocess.run([prog, "-f", str(src)], capture_output=True, text=True)
+        after = {n: (src.parent / n).read_bytes() for n in ("udb.dat", "udbshadow.dat")}
+        if side == "ours":
+            assert after == snapshots[side]
+    assert results["real"].returncode == results["ours"].returncode == 1
+    assert "duplicate" in results["real"].stderr
+    assert results["ours"].stderr == f"{tmp_path}/ours/udb:3: duplicate record for a " \
+        f"(first at {tmp_path}/ours/udb:1).\n"
