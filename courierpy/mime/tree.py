@@ -36,7 +36,7 @@ from courierpy.mime.headers import HeaderBlock, count_crlf_size
 __all__ = ["MAX_DEPTH", "MAX_PARTS", "Part", "parse", "parse_params"]
 
 #: Nesting deeper than this (multipart or message/rfc822) is treated as a leaf.
-MAX_DEPTH = 40
+MAX_DEPTH = 100
 #: More parts than this in one message: the rest of the body is not split further.
 MAX_PARTS = 10000
 

@@ -39,7 +39,10 @@ from tests.unit.test_mime_corpus import CORPUS
 pytestmark = pytest.mark.oracle
 
 IMAPD = "/usr/bin/imapd"
-NAMES = sorted(CORPUS)
+#: Messages in the Maildir, in Courier's order (by name).
+ALL = sorted(CORPUS)
+#: Messages compared item by item (crlf_stored has its own test below).
+NAMES = [n for n in ALL if n != "crlf_stored"]
 
 _LONG_SUBJECT = b"long " * 1999 + b"long"
 _LONG_LINE = b"X-Long: " + b"x" * 20000 + b"\r\n"
@@ -87,6 +90,12 @@ KNOWN_DIFFERENCES: dict[str, list[tuple[bytes, bytes]]] = {
             b"{44}\r\nSubject: d1\r\nFrom: d1@example.com\r\n\r\nd1 body",
         ),
         (b"{8}\r\nd1 body\r", b"{7}\r\nd1 body"),
+    ],
+    # (the same rule: a multipart part whose last line is a close delimiter)
+    "adjacent_close": [
+        (b"{182}\r\n", b"{181}\r\n"),
+        (b"--000000000000inner--\r)", b"--000000000000inner--)"),
+        (b"--000000000000inner--\r BODY[", b"--000000000000inner-- BODY["),
     ],
     "toplevel_rfc822": [
         (b'"8bit" 11 0', b'"8bit" 12 1'),
@@ -224,13 +233,13 @@ def courier_answers(tmp_path_factory) -> dict[bytes, bytes]:
     maildir = home / "Maildir"
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True)
-    for i, name in enumerate(NAMES):
+    for i, name in enumerate(ALL):
         # Courier orders messages by name here (all new to its uid db, same mtime).
         path = maildir / "cur" / f"1700000000.M{i:04d}P1.test:2,S"
         path.write_bytes(CORPUS[name])
         os.utime(path, (1700000000 + i, 1700000000 + i))
     commands = [b"x EXAMINE INBOX"]
-    for n, name in enumerate(NAMES, 1):
+    for n, name in enumerate(ALL, 1):
         tree = parse(CORPUS[name])
         for k, items in enumerate(fetch_items(tree)):
             commands.append(b"m%d.%d FETCH %d (%s)" % (n, k, n, items.encode()))
@@ -239,7 +248,7 @@ def courier_answers(tmp_path_factory) -> dict[bytes, bytes]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_fetch_matches_courier(name: str, courier_answers: dict[bytes, bytes]) -> None:
-    n = NAMES.index(name) + 1
+    n = ALL.index(name) + 1
     data = CORPUS[name]
     tree = parse(data)
     known = list(KNOWN_DIFFERENCES.get(name, []))
@@ -262,3 +271,27 @@ def test_fetch_matches_courier(name: str, courier_answers: dict[bytes, bytes]) -
     )
     # Every listed difference must still be one: Courier sends it somewhere.
     assert used == set(range(len(known))), [known[i] for i in range(len(known)) if i not in used]
+
+
+def test_crlf_stored_message_differs_only_by_doubled_cr(courier_answers) -> None:
+    """A file stored with CRLF: Courier sends CR CR LF and counts the extra CRs
+    ("Messages stored with CRLF line endings" in docs/differences.md); we send
+    CRLF. Structure, envelope and part sizes are otherwise the same."""
+    name = "crlf_stored"
+    n = ALL.index(name) + 1
+    data = CORPUS[name]
+    tree = parse(data)
+    lines = data.count(b"\n")
+    items = fetch_items(tree)
+    theirs = courier_answers[b"m%d.0" % n]
+    ours = render(n, data, tree, items[0])
+    assert theirs.startswith(
+        ours.replace(b"RFC822.SIZE %d" % len(data), b"RFC822.SIZE %d" % (len(data) + lines))
+    )
+    assert tree.total_size == len(data)
+    whole = render(n, data, tree, "BODY.PEEK[]")
+    assert b"\r\r\n" not in whole
+    doubled = whole.replace(b"{%d}" % len(data), b"{%d}" % (len(data) + lines))
+    body = doubled.split(b"}\r\n", 1)
+    expected = body[0] + b"}\r\n" + body[1][:-3].replace(b"\r\n", b"\r\r\n") + b")\r\n"
+    assert courier_answers[b"m%d.1" % n].startswith(expected)

@@ -303,6 +303,69 @@ CORPUS: dict[str, bytes] = {
         b"\n"
         b"body\n"
     ),
+    "crlf_stored": (
+        b"Subject: stored with CRLF\r\n"
+        b"From: a@example.com\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=C\r\n"
+        b"\r\n"
+        b"--C\r\n"
+        b"\r\n"
+        b"line\r\n"
+        b"--C--\r\n"
+    ),
+    "bad_utf8_and_nul": (
+        b"Subject: end \xff\xfe bad \xc3\n"
+        b'From: "N\xc3\xa4me" <x@example.com>\n'
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: text/plain; charset="iso-8859-1"\n'
+        b"Content-Description: caf\xe9\n"
+        b"\n"
+        b"nul \x00 byte and bare \r carriage return\n"
+    ),
+    "deep_nesting": (
+        b"Subject: deep\nMIME-Version: 1.0\n"
+        + b"".join(
+            b"Content-Type: multipart/mixed; boundary=lvl%03d-x\n\n--lvl%03d-x\n" % (i, i)
+            for i in range(45)
+        )
+        + b"Content-Type: text/plain\n\ndeepest\n"
+        + b"".join(b"--lvl%03d-x--\n\n" % i for i in reversed(range(45)))
+    ),
+    "adjacent_close": (
+        b"From: Gmail Style <gs@example.com>\n"
+        b"Subject: inner close delimiter right before the outer one\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="000000000000outer"\n'
+        b"\n"
+        b"--000000000000outer\n"
+        b'Content-Type: multipart/alternative; boundary="000000000000inner"\n'
+        b"\n"
+        b"--000000000000inner\n"
+        b'Content-Type: text/plain; charset="UTF-8"\n'
+        b"\n"
+        b"hello\n"
+        b"\n"
+        b"--000000000000inner\n"
+        b'Content-Type: text/html; charset="UTF-8"\n'
+        b"\n"
+        b"<div>hello</div>\n"
+        b"\n"
+        b"--000000000000inner--\n"
+        b"--000000000000outer\n"
+        b'Content-Type: text/plain; name="notes.txt"\n'
+        b'Content-Disposition: attachment; filename="notes.txt"\n'
+        b"\n"
+        b"notes\n"
+        b"--000000000000outer--\n"
+    ),
+    "big_attachment": (
+        b"Subject: big\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=BIG\n\n"
+        b"--BIG\nContent-Type: text/plain\n\nsee attachment\n"
+        b"--BIG\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+        + b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\n" * 40000
+        + b"--BIG--\n"
+    ),
     "case_fields": (
         b"subject: lower\nSUBJECT: upper\nfrom: a@b.example\nFROM: c@d.example\nx-a: 1\n\nbody\n"
     ),
