@@ -48,18 +48,18 @@ def find_header_end(data, start: int = 0, end: int | None = None) -> tuple[int, 
     """
     if end is None:
         end = len(data)
-    pos = start
-    while pos < end:
-        # An empty line right here ends the header block.
-        c = data[pos : pos + 1]
-        if c == b"\n":
-            return pos, pos + 1, True
-        if c == b"\r" and data[pos + 1 : pos + 2] == b"\n" and pos + 2 <= end:
-            return pos, pos + 2, True
-        nl = data.find(b"\n", pos, end)
-        if nl < 0:
-            return end, end, False
-        pos = nl + 1
+    first = data[start : min(start + 2, end)]
+    if first[:1] == b"\n":
+        return start, start + 1, True
+    if first == b"\r\n":
+        return start, start + 2, True
+    lf = data.find(b"\n\n", start, end)
+    # Look for CRLF's empty line only before the first LF one (LF mail has none).
+    crlf = data.find(b"\n\r\n", start, end if lf < 0 else lf)
+    if crlf >= 0:
+        return crlf + 1, crlf + 3, True
+    if lf >= 0:
+        return lf + 1, lf + 2, True
     return end, end, False
 
 
@@ -130,27 +130,30 @@ def unfold(raw: bytes) -> str:
 class HeaderBlock:
     """The fields of one header block with lookup by lower-case name."""
 
-    __slots__ = ("data", "fields", "start", "header_end", "body_start", "terminated")
+    __slots__ = ("data", "fields", "start", "header_end", "body_start", "terminated", "_index")
 
     def __init__(self, data, start: int = 0, end: int | None = None) -> None:
         self.data = data
         self.start = start
         self.header_end, self.body_start, self.terminated = find_header_end(data, start, end)
         self.fields = split_fields(data, start, self.header_end)
+        index: dict[str, list[Field]] = {}
+        for f in self.fields:
+            if f.colon >= 0:
+                index.setdefault(f.name, []).append(f)
+        self._index = index
 
     def get_all(self, name: str) -> list[str]:
         """Every value of the field *name* (lower case), unfolded, in order."""
-        return [f.value(self.data) for f in self.fields if f.name == name and f.colon >= 0]
+        return [f.value(self.data) for f in self._index.get(name, ())]
 
     def get(self, name: str) -> str | None:
         """The first value of the field *name*, or None."""
-        for f in self.fields:
-            if f.name == name and f.colon >= 0:
-                return f.value(self.data)
-        return None
+        found = self._index.get(name)
+        return found[0].value(self.data) if found else None
 
     def __contains__(self, name: str) -> bool:
-        return any(f.name == name and f.colon >= 0 for f in self.fields)
+        return name in self._index
 
 
 def count_crlf_size(data, start: int, end: int) -> tuple[int, int]:
