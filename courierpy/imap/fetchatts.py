@@ -61,19 +61,21 @@ class Section:
 
     *text* is ``None`` (the whole part), ``"HEADER"``, ``"HEADER.FIELDS"``,
     ``"HEADER.FIELDS.NOT"``, ``"TEXT"`` or ``"MIME"``; *fields* holds the
-    header names (uppercased) for the HEADER.FIELDS forms.
+    header names, as the client wrote them, for the HEADER.FIELDS forms.
     """
 
     part: tuple[int, ...] = ()
     text: str | None = None
     fields: tuple[str, ...] = ()
 
-    def spec_bytes(self) -> bytes:
-        """The section as echoed in the response label (field names quoted, as Courier)."""
+    def spec_bytes(self, *, label: bool = True) -> bytes:
+        """The section as echoed in the response label (field names quoted, as
+        Courier); with *label* false, a form that always parses back."""
         out = ".".join(str(p) for p in self.part).encode("ascii")
         if self.text:
             out += (b"." if out else b"") + self.text.encode("ascii")
-        if self.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        if self.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT") and (self.fields or not label):
+            # Courier drops the list when it is empty: BODY[HEADER.FIELDS]
             out += b" (" + b" ".join(quoted(f.encode("ascii")) for f in self.fields) + b")"
         return out
 
@@ -104,13 +106,14 @@ class FetchAtt:
 
     *name* is one of the simple names (``FLAGS``, ``RFC822.SIZE``,
     ``BODYSTRUCTURE``, ...) or ``BODY`` with a *section* (``BODY[...]``,
-    *peek* for ``BODY.PEEK``) and an optional *partial* ``(origin, length)``.
+    *peek* for ``BODY.PEEK``) and an optional *partial* ``(origin, length)``
+    (length ``None``: to the end).
     """
 
     name: str
     section: Section | None = None
     peek: bool = False
-    partial: tuple[int, int] | None = None
+    partial: tuple[int, int | None] | None = None
 
     @property
     def needs(self) -> FetchNeeds:
@@ -139,9 +142,14 @@ class FetchAtt:
     def __str__(self) -> str:
         if self.section is None:
             return self.name
-        out = ("BODY.PEEK[" if self.peek else "BODY[") + self.section.spec_bytes().decode() + "]"
+        out = (
+            ("BODY.PEEK[" if self.peek else "BODY[")
+            + self.section.spec_bytes(label=False).decode()
+            + "]"
+        )
         if self.partial is not None:
-            out += f"<{self.partial[0]}.{self.partial[1]}>"
+            o, n = self.partial
+            out += f"<{o}>" if n is None else f"<{o}.{n}>"
         return out
 
 
@@ -159,7 +167,19 @@ MACROS: dict[str, tuple[FetchAtt, ...]] = {
 def parse_fetch_atts(cur: Cursor) -> tuple[FetchAtt, ...]:
     """``("ALL" / "FULL" / "FAST" / fetch-att / "(" fetch-att *(SP fetch-att) ")")``."""
     if cur.peek_kind() == Tok.LP:
-        return tuple(cur.list_of(_fetch_att, allow_empty=False))
+        # Courier also expands a macro inside the list: "(FAST UID)"
+        groups = cur.list_of(_fetch_att_or_macro, allow_empty=False)
+        return tuple(att for group in groups for att in group)
+    kind, value = cur.peek() or (None, None)
+    if kind == Tok.ATOM:
+        macro = MACROS.get(value.upper().decode("ascii", "replace"))  # type: ignore[union-attr]
+        if macro is not None:
+            cur.pos += 1
+            return macro
+    return (_fetch_att(cur),)
+
+
+def _fetch_att_or_macro(cur: Cursor) -> tuple[FetchAtt, ...]:
     kind, value = cur.peek() or (None, None)
     if kind == Tok.ATOM:
         macro = MACROS.get(value.upper().decode("ascii", "replace"))  # type: ignore[union-attr]
@@ -196,7 +216,7 @@ def _fetch_att(cur: Cursor) -> FetchAtt:
         if not (spec.endswith(b"HEADER.FIELDS") or spec.endswith(b"HEADER.FIELDS.NOT")):
             raise BadSyntax("Invalid fetch attribute.")
         cur.sp()
-        fields = tuple(cur.list_of(_header_name, allow_empty=False))
+        fields = tuple(cur.list_of(_header_name))  # Courier accepts "()"
         tail_raw = cur.raw_atom("]")
         if tail_raw[:1] != b"]":
             raise BadSyntax("Invalid fetch attribute.")
@@ -207,12 +227,14 @@ def _fetch_att(cur: Cursor) -> FetchAtt:
 
 
 def _header_name(cur: Cursor) -> str:
-    # header-fld-name = astring; as a header field name it must be printable
-    # ASCII without ":" (RFC 5322 ftext).
+    # header-fld-name = astring.  Kept as sent: Courier echoes the names in
+    # the label as the client wrote them (``("subject")``); matching is
+    # case-insensitive.  Names no header can have (``X:Y``) are accepted and
+    # simply match nothing, as in Courier.
     data = cur.astring("header field name")
-    if not data or not all(33 <= b <= 126 and b != 0x3A for b in data):
+    if not data or any(b < 0x20 or b > 0x7E for b in data):
         raise BadSyntax("Invalid header field name.")
-    return data.decode("ascii").upper()
+    return data.decode("ascii")
 
 
 _MSGTEXT = (b"HEADER", b"TEXT")
@@ -250,17 +272,20 @@ def _section(spec: bytes, fields: tuple[str, ...] | None) -> Section:
     raise BadSyntax("Invalid section.")
 
 
-def _partial(tail: bytes) -> tuple[int, int] | None:
+def _partial(tail: bytes) -> tuple[int, int | None] | None:
+    """``<origin.length>``; Courier also takes ``<origin>`` (to the end, length
+    ``None``) and a zero length, so we do too."""
     if not tail:
         return None
     if tail[:1] != b"<" or tail[-1:] != b">":
         raise BadSyntax("Invalid partial fetch.")
     origin, dot, length = tail[1:-1].partition(b".")
-    if not dot or not origin.isdigit() or not length.isdigit():
+    if not origin.isdigit() or len(origin) > 10 or not origin.isascii():
         raise BadSyntax("Invalid partial fetch.")
-    if len(origin) > 10 or len(length) > 10:
+    if dot and (not length.isdigit() or len(length) > 10 or not length.isascii()):
         raise BadSyntax("Invalid partial fetch.")
-    o, n = int(origin), int(length)
-    if o > MAX_NUMBER or n > MAX_NUMBER or n == 0 or length[:1] == b"0":
+    o = int(origin)
+    n = int(length) if dot else None
+    if o > MAX_NUMBER or (n is not None and n > MAX_NUMBER):
         raise BadSyntax("Invalid partial fetch.")
     return (o, n)

@@ -49,7 +49,10 @@ class SeqSet:
             return cls((), saved=True)
         if not data:
             raise BadSyntax("Invalid message set.")
-        parts = data.split(b",")
+        # Courier skips empty elements ("1,") — but a set needs at least one
+        parts = [p for p in data.split(b",") if p]
+        if not parts:
+            raise BadSyntax("Invalid message set.")
         if len(parts) > _MAX_RANGES:
             raise BadSyntax("Message set too long.")
         ranges = []
@@ -142,10 +145,11 @@ class SeqSet:
 def _seq_number(data: bytes) -> int:
     if data == b"*":
         return STAR
-    if not data or not data.isdigit() or not data.isascii() or data[0] == 0x30 or len(data) > 10:
+    # leading zeros are accepted, as Courier does ("01"); zero itself is not
+    if not data or not data.isdigit() or not data.isascii() or len(data) > 20:
         raise BadSyntax("Invalid message set.")
     n = int(data)
-    if n > _MAX:
+    if n == 0 or n > _MAX:
         raise BadSyntax("Invalid message set.")
     return n
 

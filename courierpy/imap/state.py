@@ -307,7 +307,11 @@ def _status(cur: Cursor, uid: bool) -> Status:
     cur.sp()
     m = cur.mailbox()
     cur.sp()
-    raw = cur.list_of(lambda c: c.raw_atom("status item").upper(), allow_empty=False)
+    # Courier also takes "()" and one bare item: STATUS INBOX MESSAGES
+    if cur.peek_kind() == Tok.LP:
+        raw = cur.list_of(lambda c: c.raw_atom("status item").upper())
+    else:
+        raw = [cur.raw_atom("status item").upper()]
     cur.end()
     items = tuple(dict.fromkeys(r.decode("ascii", "replace") for r in raw))
     return Status(m, tuple(i for i in items if i in STATUS_ITEMS))
@@ -370,6 +374,9 @@ def _store(cur: Cursor, uid: bool) -> Store:
         item = item[: -len(b".SILENT")]
     if item != b"FLAGS":
         raise BadSyntax("Invalid store item.")
+    if cur.at_end():
+        # Courier takes "STORE 1 FLAGS" with no flags as an empty list
+        return Store(s, mode, silent, (), uid)
     cur.sp()
     if cur.peek_kind() == Tok.LP:
         flags = cur.flag_list()
@@ -433,11 +440,10 @@ def _thread(cur: Cursor, uid: bool) -> Thread:
 
 
 def _enable(cur: Cursor, uid: bool) -> Enable:
+    # RFC 5161 wants at least one; Courier answers a bare ENABLE with OK
     caps = []
     while cur.maybe_sp():
         caps.append(cur.atom("capability").upper())
-    if not caps:
-        raise BadSyntax("ENABLE needs a capability.")
     cur.end()
     return Enable(tuple(caps))
 

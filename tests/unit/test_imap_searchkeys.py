@@ -54,6 +54,7 @@ KEYS = [
     (b"FROM alice", Header("FROM", "alice"), FetchNeeds.STRUCTURE),
     (b"HEADER X-Spam yes", Header("X-SPAM", "yes"), FetchNeeds.STRUCTURE),
     (b'HEADER "Message-ID" ""', Header("MESSAGE-ID", ""), FetchNeeds.STRUCTURE),
+    (b"HEADER Fr:om x", Header("FR:OM", "x"), FetchNeeds.STRUCTURE),  # as Courier
     (b"KEYWORD $Label1", HasFlag("$Label1"), FetchNeeds.FLAGS),
     (b"LARGER 100", SizeKey("LARGER", 100), FetchNeeds.SIZE),
     (b"NEW", And((HasFlag("\\Recent"), Not(HasFlag("\\Seen")))), FetchNeeds.FLAGS),
@@ -134,7 +135,7 @@ def test_charsets() -> None:
         b"LARGER 4294967296",
         b"KEYWORD \\Foo",
         b"KEYWORD (x)",
-        b"HEADER Fr:om x",
+        b"HEADER (x) x",
         b"UID x",
         b"0",
         b"1:0",

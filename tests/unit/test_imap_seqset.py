@@ -27,15 +27,22 @@ def test_parse(text: bytes, ranges: tuple) -> None:
     assert str(s).encode() == text
 
 
+def test_parse_lenient_as_courier() -> None:
+    # Courier accepts leading zeros and empty elements; so do we
+    assert SeqSet.parse(b"01").ranges == ((1, 1),)
+    assert SeqSet.parse(b"1,").ranges == ((1, 1),)
+    assert SeqSet.parse(b",1,,2").ranges == ((1, 1), (2, 2))
+
+
 @pytest.mark.parametrize(
     "text",
     [
         b"",
         b"0",
         b"1:0",
-        b"01",
-        b"1,",
-        b",1",
+        b"00",
+        b",",
+        b",,",
         b"1::2",
         b"a",
         b"1:x",
