@@ -15,8 +15,9 @@ Format decisions (see man/mbox2maildir.1):
   ``Status:``/``X-Status:``, are kept).
 * Flags: ``Status: R`` → S (seen); ``X-Status:`` A → R (answered), F → F
   (flagged), D → T (deleted), T → D (draft).  A message marked old
-  (``Status: O``) or with any flag goes to ``cur/`` (not \\Recent), the others
-  to ``new/``.
+  (``Status: O``) or with any flag goes to ``cur/``, the others to ``new/``.
+  (Courier's imapd still reports \\Recent once for any message its
+  courierimapuiddb does not list yet, in ``cur/`` too.)
 * INTERNALDATE (the file's mtime) comes from the From_ line's date, read as
   UTC unless it carries a numeric zone; failing that from ``Date:``.
 """
