@@ -202,15 +202,17 @@ class Dispatcher:
         for module in self.modules:
             if only != "." and module.name != only:
                 continue
-            self.debug(f"{module.name}: trying this module")
+            if self.debug.enabled:
+                self.debug(f"{module.name}: trying this module")
             info: AuthInfo | None = call(module)
             if info is None:
                 self.debug(f"{module.name}: REJECT - try next module")
                 continue
-            info = dataclasses.replace(
-                info, options=authproto.merge_options(info.options, self.default_options)
-            )
-            self.debug(f"{module.name}: ACCEPT, username {info.address}")
+            options = authproto.merge_options(info.options, self.default_options)
+            if options != info.options:
+                info = dataclasses.replace(info, options=options)
+            if self.debug.enabled:
+                self.debug(f"{module.name}: ACCEPT, username {info.address}")
             return authproto.encode_authinfo(info)
         self.debug("FAIL, all modules rejected")
         return authproto.encode_fail()

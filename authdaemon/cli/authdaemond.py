@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from authdaemon.modules import DebugLog, ModuleContext, load_modules
 from authdaemon.server import ServerConfig, courier_log_handler, serve
 from courierpy.cli.options import config_dir_option
 from courierpy.errors import CourierError
@@ -28,6 +29,10 @@ def _logger(syslog: bool) -> logging.Logger:
     log.setLevel(logging.DEBUG)
     log.propagate = False
     return log
+
+
+def _quiet() -> DebugLog:
+    return DebugLog(logging.getLogger("authdaemond.check"), 0)
 
 
 def _running_pid(config: ServerConfig) -> int | None:
@@ -93,6 +98,9 @@ def main(config_dir: Path, action: str | None) -> None:
         sys.exit(serve(config_dir, _logger(syslog=False)))
     try:
         config = ServerConfig.load(config_dir)
+        # Refuse a bad module list here, where the admin sees the message.
+        for module in load_modules(config.modules, ModuleContext(config.confdir, _quiet())):
+            module.close()
     except CourierError as exc:
         sys.stderr.write(f"authdaemond: {exc}\n")
         sys.exit(exc.exit_code)

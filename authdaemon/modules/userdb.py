@@ -15,7 +15,6 @@ Field rules, as the real module applies them (checked against it):
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 from collections.abc import Iterator
 
@@ -63,18 +62,27 @@ class UserdbModule:
             self.debug("userdb: entry not found")
             return None
         f = record.fields
-        self.debug(
-            f"userdb: home={_unset(f.get('home'))}, uid={_unset(f.get('uid'))}, "
-            f"gid={_unset(f.get('gid'))}, shell={_unset(f.get('shell'))}, "
-            f"mail={_unset(f.get('mail'))}, quota={_unset(f.get('quota'))}, "
-            f"gecos={_unset(f.get('gecos'))}, options={_unset(f.get('options'))}"
-        )
+        if self.debug.enabled:
+            self.debug(
+                f"userdb: home={_unset(f.get('home'))}, uid={_unset(f.get('uid'))}, "
+                f"gid={_unset(f.get('gid'))}, shell={_unset(f.get('shell'))}, "
+                f"mail={_unset(f.get('mail'))}, quota={_unset(f.get('quota'))}, "
+                f"gecos={_unset(f.get('gecos'))}, options={_unset(f.get('options'))}"
+            )
         if "home" not in f:
             self.debug("userdb: no home directory, record ignored")
             return None
         return record
 
-    def _info(self, userid: str, record: UserRecord, *, full: bool = True) -> AuthInfo | None:
+    def _info(
+        self,
+        userid: str,
+        record: UserRecord,
+        *,
+        full: bool = True,
+        passwd: str | None = None,
+        passwd2: str | None = None,
+    ) -> AuthInfo | None:
         f = record.fields
         try:
             uid = int(f["uid"]) if "uid" in f else None
@@ -91,6 +99,8 @@ class UserdbModule:
             fullname=gecos.split(",", 1)[0] if (gecos is not None and full) else None,
             maildir=f.get("mail"),
             quota=f.get("quota") if full else None,
+            passwd=passwd,
+            passwd2=passwd2,
             options=f.get("options"),
         )
 
@@ -118,13 +128,11 @@ class UserdbModule:
         record = self._lookup(userid)
         if record is None:
             return None
-        info = self._info(userid, record)
-        if info is None:
-            return None
         field = self._password_field(service, record)
-        if field is not None:
-            info = _replace(info, passwd=record.secrets[field])
-        self._log_info(info)
+        passwd = record.secrets[field] if field is not None else None
+        info = self._info(userid, record, passwd=passwd)
+        if info is not None:
+            self._log_info(info)
         return info
 
     def auth(self, service: str, authtype: str, authdata: str) -> AuthInfo | None:
@@ -149,13 +157,12 @@ class UserdbModule:
         record = self._lookup(userid)
         if record is None:
             return None
-        info = self._info(userid, record)
-        field = self._password_field(service, record) if info is not None else None
-        if info is None or field is None:
+        field = self._password_field(service, record)
+        if field is None:
             return None
         stored = record.secrets[field]
-        info = _replace(info, passwd=stored)
-        self._log_info(info)
+        if self.debug.enabled:
+            self._log_info_of(userid, record, stored)
         if not passwords.verify(password, stored):
             self.debug.secret(
                 f"supplied password '{password}' does not match encrypted password '{stored}'",
@@ -163,7 +170,12 @@ class UserdbModule:
             )
             return None
         self.debug("password matches successfully")
-        return _replace(info, passwd2=password)
+        return self._info(userid, record, passwd=stored, passwd2=password)
+
+    def _log_info_of(self, userid: str, record: UserRecord, stored: str) -> None:
+        info = self._info(userid, record, passwd=stored)
+        if info is not None:
+            self._log_info(info)
 
     def _auth_cram(
         self, service: str, algo: str, challenge: bytes, userid: str, digest: str
@@ -249,7 +261,3 @@ class UserdbModule:
             yield EnumEntry(
                 record.name, uid, gid, f["home"], f.get("mail", ""), f.get("options", "")
             )
-
-
-def _replace(info: AuthInfo, **changes: object) -> AuthInfo:
-    return dataclasses.replace(info, **changes)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from authdaemon.passwords import hash_password, hmac_secret
+from authdaemon.passwords import hash_password, hmac_secret, verify
 from authdaemon.userdb.makeuserdb import build
 from tests.oracle.courier_auth import (
     CourierNamespace,
@@ -336,3 +336,27 @@ def test_password_change_same_effect(pair: Pair) -> None:
     req = b"PASSWD login\tnosuch\tx\ty\n"
     assert raw(pair.ours_socket, req) == raw(pair.real_socket, req) == b"FAIL\n"
 
+
+
+@pytest.mark.parametrize(
+    "stdin", ["secret\nsecret\n", "secret\n", "a\nb\n", "\n\n", "", "pässwörd\n"]
+)
+def test_authpasswd_same_as_courier(stdin: str) -> None:
+    real_prog = require("authpasswd")
+    for method in ("md5", "md5raw", "sha256", "sha512", "MD5", "sha2569", None, "ssha", "crypt",
+                   "sha1", "bogus"):
+        argv = [] if method is None else [method]
+        theirs = subprocess.run([real_prog, *argv], input=stdin, capture_output=True, text=True,
+                                timeout=30)
+        mine = subprocess.run([BIN / "authpasswd", *argv], input=stdin, capture_output=True,
+                              text=True, timeout=30)
+        assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr), method
+        if theirs.stdout.startswith(("{SSHA}", "$1$")):
+            # salted: same scheme and shape, and both verify (by our checker)
+            cut = 6 if theirs.stdout.startswith("{SSHA}") else 3
+            assert mine.stdout[:cut] == theirs.stdout[:cut], method
+            assert len(mine.stdout) == len(theirs.stdout), method
+            password = stdin.split("\n")[0]
+            assert verify(password, theirs.stdout.strip()) and verify(password, mine.stdout.strip())
+        else:
+            assert mine.stdout == theirs.stdout, method
