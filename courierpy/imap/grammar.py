@@ -192,7 +192,8 @@ class CommandReader:
     """Reads IMAP commands from a byte stream; see the module docstring.
 
     The session keeps :attr:`state` (for the wrong-state check, ``None`` to
-    skip it) and :attr:`utf8` (after ``ENABLE UTF8=ACCEPT``) current.
+    skip it) and :attr:`utf8` (after ``ENABLE UTF8=ACCEPT``) current;
+    :attr:`searchres` allows ``$`` as a sequence set (RFC 5182).
     """
 
     def __init__(
@@ -200,6 +201,7 @@ class CommandReader:
         *,
         state: State | None = State.NOT_AUTHENTICATED,
         utf8: bool = False,
+        searchres: bool = False,
         max_line: int = 65536,
         max_literal: int = 65536,
         max_append: int = 1 << 30,
@@ -208,6 +210,7 @@ class CommandReader:
     ) -> None:
         self.state = state
         self.utf8 = utf8
+        self.searchres = searchres
         self.max_literal = max_literal
         self.max_append = max_append
         self.max_command = max_command
@@ -382,7 +385,7 @@ class CommandReader:
         if not toks or toks[0][0] != Tok.ATOM or not is_tag(toks[0][1]):  # type: ignore[arg-type]
             raise BadSyntax()
         self._tag = toks[0][1].decode("ascii")  # type: ignore[union-attr]
-        cur = Cursor(toks, 1, self.utf8)
+        cur = Cursor(toks, 1, self.utf8, self.searchres)
         name = _state.read_name(cur)
         self._spec = _state.lookup(name, self.state)
         self._args_pos = cur.pos
@@ -390,7 +393,7 @@ class CommandReader:
     def _finish(self) -> object:
         assert self._spec is not None and self._tag is not None
         spec, tag = self._spec, self._tag
-        cur = Cursor(self._tokens, self._args_pos, self.utf8)
+        cur = Cursor(self._tokens, self._args_pos, self.utf8, self.searchres)
         args = _state.parse_arguments(spec, cur)
         self._reset()
         return Command(tag, spec.name, args, spec)
@@ -402,7 +405,7 @@ class CommandReader:
         if spec.flags & CmdFlag.STREAMS_LITERAL:
             rest = self._tokens[self._args_pos :]
             if rest != [(Tok.SP, None)]:  # not the mailbox name itself
-                cur = Cursor(self._tokens, self._args_pos, self.utf8)
+                cur = Cursor(self._tokens, self._args_pos, self.utf8, self.searchres)
                 prefix = _state.parse_append_prefix(cur)
                 if not cur.at_end():
                     raise BadSyntax()

@@ -12,6 +12,7 @@ Python value                   wire form
 ``str`` / ``bytes``            string: quoted when possible, else a literal
 ``Atom(...)``                  the text as is (``FETCH``, ``\\Seen``, ``1:3``)
 ``Literal(...)``               always a literal ``{n}\\r\\n...``
+``Raw(...)``                   bytes already in wire form, as they are
 ``list`` / ``tuple``           parenthesized list
 =============================  =============================================
 
@@ -31,6 +32,7 @@ __all__ = [
     "Bye",
     "Continuation",
     "Literal",
+    "Raw",
     "RespCode",
     "ResponseCode",
     "Tagged",
@@ -114,6 +116,14 @@ class Atom:
 
 
 @dataclass(frozen=True, slots=True)
+class Raw:
+    """Bytes already in wire form, inserted unchanged (a FETCH label such as
+    ``BODY[HEADER.FIELDS ("FROM")]``, a cached ENVELOPE or BODYSTRUCTURE)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Literal:
     """A string always sent as a literal (message bodies, BODY[...] data)."""
 
@@ -161,6 +171,8 @@ def render(value: object, *, utf8: bool = False) -> bytes:
         return value.text.encode("utf-8")
     if isinstance(value, Literal):
         return _literal(value.data)
+    if isinstance(value, Raw):
+        return value.data
     if isinstance(value, str | bytes):
         return string(value, utf8=utf8)
     if isinstance(value, list | tuple):

@@ -277,7 +277,7 @@ class _Parser:
             return keys[0] if len(keys) == 1 else And(tuple(keys))
         raw = cur.raw_atom("search key")
         if raw[:1].isdigit() or raw[:1] in (b"*", b"$"):
-            return SeqKey(SeqSet.parse(raw))
+            return SeqKey(SeqSet.parse(raw, allow_saved=cur.searchres))
         word = raw.upper().decode("ascii", "replace")
         if word == "ALL":
             return ALL
@@ -310,7 +310,7 @@ class _Parser:
             cur.sp()
             return Header(name.decode("latin-1").upper(), self.text())
         if word == "UID":
-            return UidKey(SeqSet.parse(cur.raw_atom("UID set")))
+            return UidKey(cur.seqset("UID set"))
         if word == "NOT":
             return Not(self.key(depth + 1))
         if word == "OR":

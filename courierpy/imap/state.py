@@ -349,7 +349,7 @@ def _search(cur: Cursor, uid: bool) -> Search:
 
 
 def _seqset(cur: Cursor) -> SeqSet:
-    return SeqSet.parse(cur.raw_atom("message set"))
+    return cur.seqset()
 
 
 def _fetch(cur: Cursor, uid: bool) -> Fetch:
@@ -606,3 +606,17 @@ def read_name(cur: Cursor) -> str:
 def parse_arguments(spec: Spec, cur: Cursor) -> object:
     """Parse the arguments of *spec*'s command to the end of the tokens."""
     return spec.parse(cur, spec.name.startswith("UID "))
+
+
+def table_markdown() -> str:
+    """The command table as a Markdown table (for the docs), drawn from the data."""
+    order = (State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED)
+    lines = [
+        "| command | not authenticated | authenticated | selected | flags | reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in COMMANDS.values():
+        marks = " | ".join("x" if st in spec.states else "" for st in order)
+        flags = " ".join(f.name for f in CmdFlag if f and f in spec.flags)  # type: ignore[misc]
+        lines.append(f"| {spec.name} | {marks} | {flags} | {spec.rfc} |")
+    return "\n".join(lines) + "\n"

@@ -44,6 +44,7 @@ import datetime as _dt
 from dataclasses import dataclass
 
 from courierpy.imap.errors import BadSyntax
+from courierpy.imap.seqset import SeqSet
 from courierpy.wire import utf7
 
 __all__ = [
@@ -230,15 +231,19 @@ class Cursor:
     """Walks a command's token list; every method consumes or raises BadSyntax.
 
     *utf8* is the session's UTF8=ACCEPT state: mailbox names are then UTF-8,
-    not modified UTF-7.
+    not modified UTF-7.  *searchres* allows ``$`` (RFC 5182) as a sequence
+    set; Courier does not implement SEARCHRES, so it is off by default.
     """
 
-    __slots__ = ("tokens", "pos", "utf8")
+    __slots__ = ("tokens", "pos", "utf8", "searchres")
 
-    def __init__(self, tokens: list[Token], pos: int = 0, utf8: bool = False) -> None:
+    def __init__(
+        self, tokens: list[Token], pos: int = 0, utf8: bool = False, searchres: bool = False
+    ) -> None:
         self.tokens = tokens
         self.pos = pos
         self.utf8 = utf8
+        self.searchres = searchres
 
     # --- structure
     def at_end(self) -> bool:
@@ -373,6 +378,10 @@ class Cursor:
         if n == 0:
             raise BadSyntax(f"Invalid {what}: zero.")
         return n
+
+    def seqset(self, what: str = "message set") -> SeqSet:
+        """``sequence-set`` (``$`` only with *searchres*)."""
+        return SeqSet.parse(self.raw_atom(what), allow_saved=self.searchres)
 
     # --- mailboxes
     def mailbox(self) -> str:

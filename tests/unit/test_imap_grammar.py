@@ -558,3 +558,21 @@ def test_one_byte_at_a_time_is_linear() -> None:
         reader.receive_data(data[i : i + 1])
         drain(reader, out)
     assert len(out) == 1
+
+
+def test_searchres_dollar_only_when_enabled() -> None:
+    # Courier has no SEARCHRES: "$" is a syntax error unless the session enables it
+    assert isinstance(bad(b"a FETCH $ FLAGS\r\n").error, errors.BadSyntax)
+    assert isinstance(bad(b"a SEARCH $\r\n").error, errors.BadSyntax)
+    assert command(b"a FETCH $ FLAGS\r\n", searchres=True).args.seqset.saved
+    key = command(b"a UID SEARCH UID $\r\n", searchres=True).args.program.key
+    assert key.seqset.saved
+
+
+def test_table_renders_for_the_docs() -> None:
+    from courierpy.imap.state import table_markdown
+
+    text = table_markdown()
+    for name in COMMANDS:
+        assert f"| {name} |" in text
+    assert "| FETCH |  |  | x | USES_SEQS | RFC 3501 6.4.5 |" in text

@@ -204,3 +204,16 @@ def test_string_round_trip(data: bytes) -> None:
         ev = r.next_event()
     want = data.decode("utf-8", "surrogateescape")
     assert ev.args.userid == want and ev.args.password == want
+
+
+def test_fetch_response_with_raw_label_and_literal() -> None:
+    from courierpy.imap.fetchatts import FetchAtt, Section
+    from courierpy.imap.responses import Raw
+
+    att = FetchAtt("BODY", Section((), "HEADER.FIELDS", ("SUBJECT",)), peek=True)
+    resp = Untagged(
+        (1, Atom("FETCH"), (Raw(att.label), Literal(b"Subject: first\r\n\r\n"), Atom("UID"), 1))
+    )
+    assert resp.to_bytes() == (
+        b'* 1 FETCH (BODY[HEADER.FIELDS ("SUBJECT")] {18}\r\nSubject: first\r\n\r\n UID 1)\r\n'
+    )
