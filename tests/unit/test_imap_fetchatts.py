@@ -6,16 +6,25 @@ import pytest
 
 from courierpy.imap.errors import BadSyntax
 from courierpy.imap.fetchatts import MACROS, FetchAtt, FetchNeeds, Section, parse_fetch_atts
+from courierpy.imap.grammar import BadCommand
 from courierpy.imap.tokens import Cursor, lex_segment
+from tests.unit.test_imap_grammar import events
 
 
 def parse(text: bytes) -> tuple[FetchAtt, ...]:
+    """Parse through the whole reader, fed whole, byte by byte and at every split."""
+    (ev,) = events(b"a FETCH 1 " + text + b"\r\n")
+    if isinstance(ev, BadCommand):
+        raise ev.error
+    return ev.args.atts
+
+
+def test_parse_fetch_atts_directly() -> None:
     toks: list = []
-    assert lex_segment(text, toks) is None
+    assert lex_segment(b"(FLAGS UID)", toks) is None
     cur = Cursor(toks)
-    atts = parse_fetch_atts(cur)
+    assert parse_fetch_atts(cur) == (FetchAtt("FLAGS"), FetchAtt("UID"))
     assert cur.at_end()
-    return atts
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 
 from courierpy.imap.errors import BadCharset, BadSyntax
 from courierpy.imap.fetchatts import FetchNeeds
+from courierpy.imap.grammar import BadCommand, NeedContinuation
 from courierpy.imap.searchkeys import (
     ALL,
     And,
@@ -20,25 +21,26 @@ from courierpy.imap.searchkeys import (
     SizeKey,
     Text,
     UidKey,
-    parse_search,
 )
 from courierpy.imap.seqset import SeqSet
-from courierpy.imap.tokens import Cursor, Tok, lex_segment
+from tests.unit.test_imap_grammar import events
 
 D = dt.date(2024, 1, 2)
 
 
 def parse(text: bytes, *literals: bytes):
-    toks: list = []
-    segs = text.split(b"\x00")  # "\x00" marks where a literal goes
-    for i, seg in enumerate(segs):
-        if i < len(segs) - 1:
-            marker = lex_segment(seg + b"{%d}" % len(literals[i]), toks)
-            assert marker is not None and marker.size == len(literals[i])
-            toks.append((Tok.LITERAL, literals[i]))
-        else:
-            assert lex_segment(seg, toks) is None
-    return parse_search(Cursor(toks))
+    """Parse ``SEARCH <text>`` through the whole reader (whole, byte by byte,
+    at every split); each NUL in *text* stands for the next of *literals*."""
+    segs = text.split(b"\x00")
+    wire = b"a SEARCH "
+    for i, seg in enumerate(segs[:-1]):
+        wire += seg + b"{%d}\r\n" % len(literals[i]) + literals[i]
+    wire += segs[-1] + b"\r\n"
+    evs = [e for e in events(wire) if not isinstance(e, NeedContinuation)]
+    (ev,) = evs
+    if isinstance(ev, BadCommand):
+        raise ev.error
+    return ev.args.program
 
 
 KEYS = [
