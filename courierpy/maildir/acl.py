@@ -306,3 +306,37 @@ def reset(maildir: str | os.PathLike[str], *, now: float | None = None) -> list[
             except FileNotFoundError:
                 pass
     return removed
+
+
+# -- the IMAP view (RFC 2086/4314 as Courier's imapd shows it) -----------------------------
+
+#: On disk e (expunge), t (\Deleted) and x (delete folder) are separate; IMAP
+#: clients of RFC 2086 know one "d", shown only when all three are held.
+_D_PARTS = frozenset("etx")
+
+
+def to_imap_rights(rights: str) -> str:
+    """On-disk rights → the letters GETACL/MYRIGHTS show (``aceilrstwx`` → ``acdilrsw``)."""
+    letters = set(rights)
+    shown = letters - _D_PARTS
+    if _D_PARTS <= letters:
+        shown.add("d")
+    return normalize_rights(shown)
+
+
+def from_imap_rights(rights: str) -> str:
+    """IMAP SETACL letters → on-disk rights (``d`` stands for ``e``, ``t`` and ``x``)."""
+    letters = set(rights)
+    if "d" in letters:
+        letters.discard("d")
+        letters |= _D_PARTS
+    return normalize_rights(letters)
+
+
+def to_imap_identifier(identifier: str) -> str:
+    """``user=frank`` → ``frank``, ``-user=bob`` → ``-bob``; others unchanged."""
+    neg = identifier.startswith("-")
+    bare = identifier[1:] if neg else identifier
+    if bare.startswith("user="):
+        bare = bare[len("user=") :]
+    return ("-" if neg else "") + bare

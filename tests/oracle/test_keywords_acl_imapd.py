@@ -130,3 +130,19 @@ def test_our_acls_show_in_imapd_and_its_setacl_reaches_us(home: Path):
     # CREATE copied the parent's ACL into the new folder, and we read it as such
     assert acl.read_acl(md, "INBOX.Sent.Sub") == entries
     assert (md / ".Sent.Sub" / "courierimapacl").read_bytes() == acl.format_acl(entries)
+
+
+def test_imap_view_of_rights_matches_getacl(home: Path):
+    md = home / "Maildir"
+    samples = ["l", "e", "t", "x", "et", "etx", "c", "aceilrstwx", "eklrtx", "lpr", "r"]
+    for i, rights in enumerate(samples):
+        acl.set_acl(md, "INBOX.Sent", f"user=u{i}", rights)
+    acl.set_acl(md, "INBOX.Sent", "-user=neg", "r")
+    (line,) = [x for x in imapd(home, ["GETACL INBOX.Sent"]) if x.startswith("* ACL")]
+    want = '* ACL "INBOX.Sent"' + "".join(
+        f' "{acl.to_imap_identifier(e.identifier)}" "{acl.to_imap_rights(e.rights)}"'
+        for e in acl.read_acl(md, "INBOX.Sent")
+    )
+    assert line == want
+    assert acl.from_imap_rights("lrd") == "elrtx"
+    assert acl.to_imap_rights(acl.from_imap_rights("acdilrsw")) == "acdilrsw"

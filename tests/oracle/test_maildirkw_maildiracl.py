@@ -40,7 +40,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
     real.mkdir()
     m = real / "M"
     subprocess.run([maildirmake, str(m)], check=True)
-    for folder in ("Sent", "Work.Sub"):
+    for folder in ("Sent", "Work.Sub", "Résumé"):
         subprocess.run([maildirmake, "-f", folder, str(m)], check=True)
     (m / "cur" / "1000.M1P1.host,S=3:2,S").write_bytes(b"hi\n")
     (m / "cur" / "1001.M2P1.host,S=3:2,").write_bytes(b"ho\n")
@@ -210,6 +210,11 @@ ACL_STEPS = [
     ["-compute", "M", "INBOX"],
     ["-bogus", "M"],
     ["-list", "M", "INBOX.Sent"],
+    # folder names are taken literally: UTF-8 as on disk; a modified UTF-7
+    # spelling names another (non-existent) folder, as with Courier's tool
+    ["-set", "M", "INBOX.Résumé", "user=ann", "lr"],
+    ["-list", "M", "INBOX.R&AOk-sum&AOk-"],
+    ["-compute", "M", "INBOX.Résumé", "user=ann"],
 ]
 
 
@@ -234,6 +239,7 @@ def test_maildiracl_steps_match_courier(pair):
         assert _acl_files(ours) == _acl_files(real), args
     files = _acl_files(real)
     assert "M/.Sent/courierimapacl" in files and "M/courierimaphieracl/Q" in files
+    assert "M/.Résumé/courierimapacl" in files
     for p in (real / "M" / "tmp", ours / "M" / "tmp"):
         assert list(p.iterdir()) == []
 
