@@ -314,11 +314,14 @@ def _to_crlf(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def _crlf_chunks(data, start: int, end: int, skip: int, limit: int | None) -> Iterator[bytes]:
+def _crlf_chunks(
+    data, start: int, end: int, skip: int, limit: int | None, chunk_size: int = _CHUNK
+) -> Iterator[bytes]:
+    """``data[start:end]`` in CRLF form, from CRLF offset *skip*, at most *limit* bytes."""
     pos = start
     offset = 0  # CRLF-form offset of the current chunk
     while pos < end and (limit is None or limit > 0):
-        stop = min(end, pos + _CHUNK)
+        stop = min(end, pos + chunk_size)
         if stop < end and data[stop - 1 : stop] == b"\r":
             stop += 1  # never split a CRLF pair
         chunk = _to_crlf(bytes(data[pos:stop]))

@@ -1,0 +1,218 @@
+"""courierpy.mime.imapwire: wire forms and sections, as tables.
+
+Expected BODYSTRUCTURE strings are what the real Courier imapd sends for the
+same messages (captured from it; the oracle test re-checks them live).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from courierpy.mime.imapwire import (
+    BadSection,
+    Section,
+    body,
+    bodystructure,
+    encode_8bit,
+    fetch_section,
+    open_message,
+    parse_section,
+    quote,
+)
+from courierpy.mime.tree import parse
+from tests.unit.test_mime_corpus import CORPUS
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        (None, b"NIL"),
+        ("", b'""'),
+        ("plain", b'"plain"'),
+        ('with "quotes" and \\', b'"with \\"quotes\\" and \\\\"'),
+        ("two\r\nlines", b"{10}\r\ntwo\r\nlines"),
+        (b"caf\xc3\xa9", b"{5}\r\ncaf\xc3\xa9"),
+        ("nul\x00", b"{4}\r\nnul\x00"),
+    ],
+)
+def test_quote(value, wire: bytes) -> None:
+    assert quote(value) == wire
+
+
+@pytest.mark.parametrize(
+    ("text", "encoded"),
+    [
+        ("ascii only", "ascii only"),
+        (None, None),
+        ("8bit caf\xc3\xa9", "8bit =?utf-8?B?Y2Fmw6k=?="),
+        ("f\xc3\xa9.txt", "=?utf-8?Q?f=C3=A9.txt?="),
+        ("<\xc3\xa9@x>", "<=?utf-8?B?w6lAeA==?=>"),
+        ("d\xc3\xa9sc", "=?utf-8?B?ZMOpc2M=?="),
+        ("end \xff\xfe bad", "end  bad"),
+    ],
+)
+def test_encode_8bit_like_courier(text, encoded) -> None:
+    assert encode_8bit(text) == encoded
+
+
+@pytest.mark.parametrize(
+    ("name", "structure"),
+    [
+        ("plain", b'("text" "plain" NIL NIL NIL "8bit" 38 4 NIL NIL NIL)'),
+        (
+            "alternative",
+            b'(("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 20 0 NIL NIL NIL)'
+            b'("text" "html" ("charset" "utf-8") NIL NIL "7bit" 45 1 NIL NIL NIL) "alternative" '
+            b'("boundary" "=_alt_01") NIL NIL)',
+        ),
+        (
+            "params_2231",
+            b'("application" "octet-stream" ("name*0" "long" "name*1" "name.txt" "x*" '
+            b'"utf-8\'\'%C3%A9" "quoted" "a \\"q\\" b") NIL NIL "base64" 6 NIL '
+            b'("attachment" ("filename*" "utf-8\'\'a%20b")) NIL)',
+        ),
+        (
+            "missing_boundary",
+            b'("multipart" "mixed" ("boundary" "zz") NIL NIL "8bit" 24 NIL NIL NIL)',
+        ),
+        (
+            "no_mime_version",
+            b'("text" "plain" NIL "<cid@x>" "described" "base64" 18 4 "bWQ1" NIL NIL)',
+        ),
+        ("junk_headers", b'("text" "plain" NIL NIL NIL "8bit" 6 1 NIL NIL NIL)'),
+        ("no_body", b'("text" "plain" NIL NIL NIL "8bit" 0 0 NIL NIL NIL)'),
+    ],
+)
+def test_bodystructure_table(name: str, structure: bytes) -> None:
+    assert bodystructure(parse(CORPUS[name])) == structure
+
+
+def test_body_has_no_extension_data() -> None:
+    tree = parse(CORPUS["mixed_attachments"])
+    assert body(tree) == (
+        b'((("text" "plain" ("charset" "us-ascii") NIL NIL "8bit" 13 0)'
+        b'("text" "html" ("charset" "us-ascii") NIL NIL "8bit" 20 0) "alternative")'
+        b'("application" "pdf" ("name" "report.pdf") "<report@example.com>" '
+        b'"Quarterly report" "base64" 26)'
+        b'("image" "png" ("name" "pic.png") NIL NIL "base64" 12) "mixed")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "section", "wire"),
+    [
+        ("", Section(), b""),
+        ("HEADER", Section((), "HEADER"), b"HEADER"),
+        ("text", Section((), "TEXT"), b"TEXT"),
+        ("1.2", Section((1, 2)), b"1.2"),
+        ("1.2.MIME", Section((1, 2), "MIME"), b"1.2.MIME"),
+        ("3.TEXT", Section((3,), "TEXT"), b"3.TEXT"),
+        (
+            "HEADER.FIELDS (From Subject)",
+            Section((), "HEADER.FIELDS", ("From", "Subject")),
+            b'HEADER.FIELDS ("From" "Subject")',
+        ),
+        (
+            '2.HEADER.FIELDS.NOT ("X-A")',
+            Section((2,), "HEADER.FIELDS.NOT", ("X-A",)),
+            b'2.HEADER.FIELDS.NOT ("X-A")',
+        ),
+    ],
+)
+def test_parse_section(spec: str, section: Section, wire: bytes) -> None:
+    parsed = parse_section(spec)
+    assert parsed == section
+    assert parsed.wire() == wire
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["MIME", "0", "1.0.TEXT", "BOGUS", "1.FOO", "HEADER.FIELDS", "HEADER.FIELDS ()", "TEXT (a)"],
+)
+def test_bad_sections(spec: str) -> None:
+    with pytest.raises(BadSection):
+        parse_section(spec)
+
+
+def _fetch(name: str, spec: str, partial=None) -> bytes:
+    data = CORPUS[name]
+    got = fetch_section(data, parse(data), parse_section(spec), partial)
+    out = got.read()
+    assert len(out) == got.size
+    return out
+
+
+def test_sections_of_a_multipart_message() -> None:
+    name = "mixed_attachments"
+    data = CORPUS[name]
+    crlf = data.replace(b"\n", b"\r\n")
+    assert _fetch(name, "") == crlf
+    head, _, text = crlf.partition(b"\r\n\r\n")
+    assert _fetch(name, "HEADER") == head + b"\r\n\r\n"
+    assert _fetch(name, "TEXT") == text
+    assert _fetch(name, "1.1") == b"See attached."
+    assert _fetch(name, "1.2.MIME") == b"Content-Type: text/html; charset=us-ascii\r\n\r\n"
+    # MIME keeps only Content-* (X-Attachment-Id is dropped), as Courier does.
+    assert b"X-Attachment-Id" not in _fetch(name, "2.MIME")
+    assert _fetch(name, "2") == b"JVBERi0xLjQK\r\nJVBERi0xLjQK"
+    assert _fetch(name, "HEADER.FIELDS (cc SUBJECT)") == (
+        b"Cc: frank@example.com\r\nSubject: Report and pictures\r\n\r\n"
+    )
+    assert _fetch(name, "HEADER.FIELDS (X-None)") == b"\r\n"
+    assert _fetch(name, "4") == b"" and _fetch(name, "1.1.1") == b""
+
+
+def test_sections_of_encapsulated_messages() -> None:
+    assert _fetch("nested_rfc822", "2.HEADER").startswith(b"From: Original Sender")
+    assert _fetch("nested_rfc822", "2.1") == b"original text"
+    assert _fetch("nested_rfc822", "2.TEXT").endswith(b"--B--")
+    assert _fetch("nested_simple", "2.TEXT") == b"line1\r\n\r\n"
+    # A top-level message/rfc822: part 1 is the encapsulated message's body.
+    assert _fetch("toplevel_rfc822", "1") == b"inner body\r\n"
+    assert _fetch("toplevel_rfc822", "1.1") == b"inner body\r\n"
+    assert _fetch("toplevel_rfc822", "TEXT").startswith(b"Subject: inside\r\n")
+    # A single-part message is its own part 1; its MIME header is Content-* only.
+    assert _fetch("plain", "1") == _fetch("plain", "TEXT")
+    assert _fetch("plain", "1.MIME") == b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("partial", "expected"),
+    [((0, 4), b"From"), ((3, None), None), ((10_000, 5), b""), ((0, 0), b""), ((5, 1), b" ")],
+)
+def test_partials(partial, expected) -> None:
+    whole = _fetch("plain", "")
+    want = whole[3:] if expected is None else expected
+    assert _fetch("plain", "", partial) == want
+    assert _fetch("plain", "HEADER.FIELDS (From)", partial) == (
+        _fetch("plain", "HEADER.FIELDS (From)")[partial[0] :][: partial[1]]
+        if partial[1] is not None
+        else _fetch("plain", "HEADER.FIELDS (From)")[partial[0] :]
+    )
+
+
+def test_big_body_streams_from_a_file(tmp_path) -> None:
+    data = CORPUS["big_attachment"]
+    path = tmp_path / "msg"
+    path.write_bytes(data)
+    crlf = data.replace(b"\n", b"\r\n")
+    with open_message(path) as buf:
+        tree = parse(buf)
+        assert tree.total_size == len(crlf)
+        whole = fetch_section(buf, tree, parse_section(""))
+        chunks = list(whole.chunks())
+        assert len(chunks) > 4  # streamed, not one giant bytes
+        assert b"".join(chunks) == crlf
+        part = fetch_section(buf, tree, parse_section("2"), (1_000_001, 777_777))
+        body2 = crlf[crlf.index(b"QUJD") : crlf.rindex(b"\r\n--BIG--")]
+        assert part.read() == body2[1_000_001 : 1_000_001 + 777_777]
+        assert part.size == 777_777
+
+
+def test_open_message_on_an_empty_file(tmp_path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    with open_message(path) as buf:
+        tree = parse(buf)
+        assert fetch_section(buf, tree, parse_section("")).read() == b""
+        assert bodystructure(tree) == b'("text" "plain" NIL NIL NIL "8bit" 0 0 NIL NIL NIL)'
