@@ -274,11 +274,12 @@ RESET_MIN_AGE = 3600
 
 
 def reset(maildir: str | os.PathLike[str], *, now: float | None = None) -> list[str]:
-    """Remove stale ``courierimaphieracl`` files; their names.
+    """Remove stale ``courierimaphieracl`` files, as ``maildiracl -reset``; their names.
 
-    A file is stale when no folder of that name, or below it, exists and it
-    is older than ``RESET_MIN_AGE`` (Courier's own age rule is not documented;
-    it kept fresh files in our observations).
+    A file is kept while a folder exists below that level (it is then the ACL
+    of an intermediate level) or while it is younger than an hour (mtime);
+    anything else goes, including the file of a folder that now has a
+    directory of its own (observed with Courier's tool).
     """
     when = time.time() if now is None else now
     maildir = Path(maildir)
@@ -296,15 +297,15 @@ def reset(maildir: str | os.PathLike[str], *, now: float | None = None) -> list[
         return []
     removed = []
     for name in names:
-        needed = any(f == name or f.startswith(name + ".") for f in folders)
-        if not needed:
-            try:
-                if when - os.stat(hier / name).st_mtime < RESET_MIN_AGE:
-                    continue
-                os.unlink(hier / name)
-                removed.append(name)
-            except FileNotFoundError:
-                pass
+        if any(f.startswith(name + ".") for f in folders):
+            continue
+        try:
+            if when - os.stat(hier / name).st_mtime <= RESET_MIN_AGE:
+                continue
+            os.unlink(hier / name)
+            removed.append(name)
+        except FileNotFoundError:
+            pass
     return removed
 
 

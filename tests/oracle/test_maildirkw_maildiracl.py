@@ -11,9 +11,11 @@ compared byte for byte.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,3 +257,20 @@ def test_maildiracl_reads_acls_written_by_the_other(pair):
             args = ["-compute", "M", folder, *who]
             assert _run(OUR_ACL + args, ours) == _run([real_acl, *args], ours)
     assert _run([real_acl, "-compute", "M", "INBOX.Work.Sub", "user=ann"], ours)[1] == b"lr\n"
+
+
+def test_maildiracl_reset_matches_courier(pair):
+    """-reset keeps young files and intermediate levels, drops the rest."""
+    real_acl = require("/usr/bin/maildiracl")
+    real, ours = pair
+    now = time.time()
+    for root in (real, ours):
+        hier = root / "M" / "courierimaphieracl"
+        hier.mkdir()
+        ages = {"Work": 7200, "Sent": 7200, "Old": 7200, "Old.X": 100_000, "Young": 600}
+        for name, age in ages.items():
+            (hier / name).write_bytes(b"owner aceilrstwx\nadministrators aceilrstwx\n")
+            os.utime(hier / name, (now - age, now - age))
+    _both([real_acl], OUR_ACL, real, ours, ["-reset", "M"])
+    assert sorted(os.listdir(ours / "M" / "courierimaphieracl")) == ["Work", "Young"]
+    assert _acl_files(ours) == _acl_files(real)
