@@ -1,0 +1,241 @@
+"""The Maildir object the servers use: scan, UIDs, flags, expunge, delivery.
+
+A scan lists ``new/`` and ``cur/`` with ``os.scandir`` (sizes come from
+``,S=``, no ``stat`` per message), moves ``new/X`` to ``cur/X:2,`` (those
+messages are *recent*), and merges the listing into ``courierimapuiddb``
+under Courier's folder lock, exactly as Courier's imapd does, so both can
+work on one Maildir at the same time.
+
+Safety with several processes on one Maildir:
+
+* Flags change by renaming ``cur/<base>:2,<old>`` to ``cur/<base>:2,<new>``.
+  If another process renamed (or removed) it first, the message is found
+  again by its basename and the rename retried; a message never disappears
+  or doubles, because every step is a single ``rename``.
+* A directory listing taken while another process renames a file may miss
+  that file. Before a UID is dropped from the uiddb the folder is listed
+  again, so a message being re-flagged elsewhere keeps its UID.
+* UIDs are only ever assigned under the lock, from *nextuid* upward, and
+  never reassigned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from courierpy.errors import CourierError
+from courierpy.maildir import create, names, quota, uiddb
+
+__all__ = ["FolderState", "Maildir", "Message", "MessageGone"]
+
+
+class MessageGone(CourierError):
+    """The message was expunged by another process."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as of the last scan."""
+
+    uid: int
+    #: Current file name in ``cur/`` (it changes with the flags).
+    filename: str
+    basename: str
+    #: ``,S=`` size (on-disk, LF line endings), or None if the name lacks it.
+    size: int | None
+    flags: str
+    #: Found in ``new/`` by this scan.
+    recent: bool
+
+    @property
+    def relpath(self) -> str:
+        return "cur/" + self.filename
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    """The result of a scan: messages in UID order."""
+
+    uidvalidity: int
+    uidnext: int
+    messages: tuple[Message, ...]
+
+    def by_uid(self) -> dict[int, Message]:
+        return {m.uid: m for m in self.messages}
+
+
+def _list_dir(path: Path) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return [e.name for e in it if not e.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+class Maildir:
+    """A Maildir++ folder (the Maildir itself for INBOX, or ``.Name``)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, env_quota: str | None = None,
+                 lock_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.env_quota = env_quota
+        self.lock_timeout = lock_timeout
+        self._names: dict[str, str] = {}  # basename → filename in cur/, from the last scan
+        self._counter = 0
+
+    # -- scanning -------------------------------------------------------------
+
+    def _move_new(self) -> set[str]:
+        recent = set()
+        for name in _list_dir(self.path / "new"):
+            target = name if ":" in name else name + names.INFO_PREFIX
+            try:
+                os.rename(self.path / "new" / name, self.path / "cur" / target)
+            except FileNotFoundError:
+                continue  # another session moved it first
+            recent.add(names.basename(name))
+        return recent
+
+    def _list_cur(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name in _list_dir(self.path / "cur"):
+            found.setdefault(names.basename(name), name)
+        return found
+
+    def scan(self, *, move_new: bool = True) -> FolderState:
+        """List the folder, move new/ to cur/, assign UIDs; return the state."""
+        create.clean_tmp(self.path)
+        with uiddb.folder_lock(self.path, timeout=self.lock_timeout):
+            recent = self._move_new() if move_new else set()
+            found = self._list_cur()
+            if not move_new:
+                for name in _list_dir(self.path / "new"):
+                    found.setdefault(names.basename(name), "../new/" + name)
+            db = uiddb.read(self.path)
+            if db is not None:
+                missing = [b for b in db.uids if b not in found]
+                for _ in range(2):  # re-list: a concurrent rename can hide a file
+                    if not missing:
+                        break
+                    again = self._list_cur()
+                    for b in missing:
+                        if b in again:
+                            found[b] = again[b]
+                    missing = [b for b in missing if b not in found]
+            db, changed = uiddb.update(db, found.keys())
+            if changed:
+                self._counter += 1
+                uiddb.write(self.path, db, counter=self._counter)
+        self._names = found
+        msgs = []
+        for base, uid in sorted(db.uids.items(), key=lambda kv: kv[1]):
+            fn = found[base]
+            p = names.parse(fn)
+            msgs.append(Message(uid, fn, base, p.size, p.flags, base in recent))
+        return FolderState(db.uidvalidity, db.nextuid, tuple(msgs))
+
+    # -- flags ----------------------------------------------------------------
+
+    def _current_name(self, basename: str, *, refresh: bool = False) -> str:
+        if not refresh and basename in self._names:
+            return self._names[basename]
+        found = self._list_cur()
+        self._names.update(found)
+        if basename not in found:
+            self._names.pop(basename, None)
+            raise MessageGone(f"{basename}: message no longer exists")
+        return found[basename]
+
+    def set_flags(self, basename: str, flags: str) -> str:
+        """Give message *basename* exactly *flags*; return its new file name."""
+        cur = self.path / "cur"
+        name = self._current_name(basename)
+        for attempt in range(20):
+            new = names.with_flags(name, flags)
+            if new == name:
+                if os.path.exists(cur / name):
+                    return name
+            else:
+                try:
+                    os.rename(cur / name, cur / new)
+                    self._names[basename] = new
+                    return new
+                except FileNotFoundError:
+                    pass
+            name = self._current_name(basename, refresh=True)
+            if attempt > 10:
+                os.sched_yield()
+        raise MessageGone(f"{basename}: could not rename (too much contention)")
+
+    def change_flags(self, basename: str, add: str = "", remove: str = "") -> str:
+        """Add and/or remove flag letters, keeping the others; return the new name."""
+        for _ in range(20):
+            name = self._current_name(basename)
+            current = names.parse(name).flags
+            wanted = "".join(c for c in set(current + add) if c not in remove)
+            new = names.with_flags(name, wanted)
+            if new == name:
+                return name
+            try:
+                os.rename(self.path / "cur" / name, self.path / "cur" / new)
+                self._names[basename] = new
+                return new
+            except FileNotFoundError:
+                self._current_name(basename, refresh=True)
+        raise MessageGone(f"{basename}: could not rename (too much contention)")
+
+    # -- removal --------------------------------------------------------------
+
+    def expunge(self, basenames: Iterable[str]) -> list[str]:
+        """Unlink the messages; append quota deltas; return the basenames removed.
+
+        Messages already gone are skipped. UIDs leave the uiddb at the next scan.
+        """
+        removed = []
+        for base in basenames:
+            for _ in range(20):
+                try:
+                    name = self._current_name(base)
+                except MessageGone:
+                    break
+                try:
+                    os.unlink(self.path / "cur" / name)
+                except FileNotFoundError:
+                    self._names.pop(base, None)
+                    continue
+                self._names.pop(base, None)
+                size = names.parse(name).size
+                if size is None:
+                    size = 0
+                quota.add_delta(self.path, -size, -1)
+                removed.append(base)
+                break
+        return removed
+
+    # -- delivery -------------------------------------------------------------
+
+    def deliver(self, source: BinaryIO | bytes, *, flags: str = "", mtime: float | None = None,
+                subdir: str = "cur", enforce_quota: bool = True) -> Path:
+        """Store a message (APPEND-style into cur/ by default), honouring the quota."""
+        self._counter += 1
+
+        def check(size: int) -> None:
+            if enforce_quota:
+                quota.check_add(self.path, size, 1, env_quota=self.env_quota)
+
+        path = create.deliver(self.path, source, flags=flags, mtime=mtime, subdir=subdir,
+                              check=check)
+        size = names.parse(path.name).size or 0
+        quota.add_delta(self.path, size, 1)
+        return path
+
+    def uidvalidity(self) -> int:
+        """UIDVALIDITY (scans if the uiddb does not exist yet)."""
+        db = uiddb.read(self.path)
+        return db.uidvalidity if db is not None else self.scan().uidvalidity
