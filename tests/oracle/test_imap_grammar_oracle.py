@@ -135,6 +135,10 @@ CORPUS: list[bytes] = [
     b"CREATE INBOX.Bad&name",
     b"CREATE INBOX.a&AOk-b",
     b"CREATE INBOX.a b",
+    b'CREATE "INBOX.R\xc3\xa9sum\xc3\xa9"',
+    b"STORE 1 +FLAGS ($Foo\\Bar)",
+    b'SEARCH SUBJECT "unterminated',
+    b"FETCH 1 BODY.PEEK[HEADER.FIELDS (FROM)] extra",
     b"NOOP extra",
     b"CHECK",
     b"UNSELECT",
@@ -159,7 +163,8 @@ CORPUS: list[bytes] = [
     b"UID COPY 1 INBOX.Nope",
     b"UID EXPUNGE 99",
     b"ENABLE",
-    # last: these change the session (UTF-8 names; a failed SELECT closes INBOX)
+    # last: these change the session (a failed SELECT closes INBOX; UTF-8 names)
+    b'SELECT "INBOX.Ba&d"',
     b"ENABLE UTF8=ACCEPT",
     b"SELECT",
 ]
@@ -173,6 +178,18 @@ KNOWN_DIFFERENCES: dict[bytes, tuple[bool, bool, str]] = {
         True,
         False,
         "Courier reads any date it can guess; RFC 3501 date",
+    ),
+    b'CREATE "INBOX.R\xc3\xa9sum\xc3\xa9"': (
+        True,
+        False,
+        "8-bit name before ENABLE UTF8=ACCEPT: Courier creates a folder with a mangled"
+        " name (bytes sign-extended to U+FFxx); we refuse it",
+    ),
+    b'SELECT "INBOX.Ba&d"': (
+        True,
+        False,
+        "invalid modified UTF-7: Courier says the mailbox does not exist, we say BAD"
+        " (as Courier itself does for CREATE)",
     ),
     b"FETCH 0 FLAGS": (True, False, "0 is not a message number (Courier: OK and no data)"),
     b"STORE 1 FLAGS \\Seen \\Flagged": (
