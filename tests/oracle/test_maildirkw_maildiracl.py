@@ -274,3 +274,46 @@ def test_maildiracl_reset_matches_courier(pair):
     _both([real_acl], OUR_ACL, real, ours, ["-reset", "M"])
     assert sorted(os.listdir(ours / "M" / "courierimaphieracl")) == ["Work", "Young"]
     assert _acl_files(ours) == _acl_files(real)
+
+
+def test_concurrent_real_and_our_writers_on_one_folder(pair):
+    """Courier's maildirkw and ours, writing and compacting the same store at once."""
+    require("/usr/bin/maildirkw")
+    real, _ = pair
+    n = 60
+    script = (
+        "for i in $(seq 1 {n}); do"
+        " maildirkw {mode} M {who}$i {who}kw k$i; maildirkw -L M >/dev/null; done"
+    )
+    procs = []
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    for who, mode in (("ra", ""), ("rb", "-a")):
+        cmd = script.format(n=n, who=who, mode=mode)
+        procs.append(subprocess.Popen(["sh", "-c", cmd], cwd=real, env=env))
+    ours_code = (
+        "import sys\n"
+        "from courierpy.maildir import keywords as kw\n"
+        "who, add = sys.argv[1], sys.argv[2] == 'add'\n"
+        f"for i in range(1, {n} + 1):\n"
+        "    if add:\n"
+        "        kw.update_keywords('M', f'{who}{i}', add=[f'{who}kw', f'k{i}'])\n"
+        "    else:\n"
+        "        kw.set_keywords('M', f'{who}{i}', [f'{who}kw', f'k{i}'])\n"
+        "    kw.load('M')\n"
+    )
+    for who, mode in (("oa", "set"), ("ob", "add")):
+        procs.append(
+            subprocess.Popen([sys.executable, "-c", ours_code, who, mode], cwd=real, env=env)
+        )
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    want = sorted(
+        f"{who}{i} {who}kw k{i}".encode()
+        if f"{who}kw" < f"k{i}"
+        else f"{who}{i} k{i} {who}kw".encode()
+        for who in ("ra", "rb", "oa", "ob")
+        for i in range(1, n + 1)
+    )
+    assert _listing(["maildirkw"], real) == want
+    assert _listing(OUR_KW, real) == want
+    assert list((real / "M" / "tmp").iterdir()) == []
