@@ -419,6 +419,7 @@ def update_keywords(
     add: Iterable[str] = (),
     remove: Iterable[str] = (),
     case_sensitive: bool = False,
+    now: float | None = None,
 ) -> list[str]:
     """Add and remove keywords of *basename* without losing a concurrent update.
 
@@ -432,7 +433,7 @@ def update_keywords(
     add = list(add)
     remove = list(remove)
     for _ in range(_MAX_RESTARTS):
-        state = load(folder, case_sensitive=case_sensitive)
+        state = load(folder, case_sensitive=case_sensitive, now=now)
         spelling = _Spelling(case_sensitive)
         for kws in state.messages.values():
             for kw in kws:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from courierpy.maildir import keywords as kw
 
@@ -183,3 +185,45 @@ def test_concurrent_writers_and_readers_lose_nothing(folder):
     want = {f"w{n}m{i}": {f"k{n}", f"i{i}"} for n in range(4) for i in range(40)}
     assert got == want
     assert os.listdir(folder / "tmp") == []
+
+
+_WORDS = ["a", "B", "c", "Junk", "$Label1"]
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "add", "remove", "read", "wait"]),
+        st.sampled_from(["m1", "m2", "m3"]),
+        st.lists(st.sampled_from(_WORDS), max_size=3),
+        st.integers(min_value=0, max_value=1200),
+    ),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_any_sequence_reads_back_like_a_plain_dict(tmp_path_factory, ops):
+    """Whatever the order of writes, reads and clock jumps, a read gives the last writes."""
+    folder = tmp_path_factory.mktemp("kw")
+    for sub in ("tmp", "new", "cur"):
+        (folder / sub).mkdir()
+    model: dict[str, set[str]] = {}
+    now = 1_800_000_000.0
+    for op, base, words, delay in ops:
+        if op == "set":
+            kw.set_keywords(folder, base, words)
+            model[base] = set(words)
+        elif op == "add":
+            kw.update_keywords(folder, base, add=words, now=now)
+            model[base] = model.get(base, set()) | set(words)
+        elif op == "remove":
+            kw.update_keywords(folder, base, remove=words, now=now)
+            model[base] = model.get(base, set()) - set(words)
+        elif op == "wait":
+            now += delay
+        else:
+            got = {b: set(w) for b, w in kw.load(folder, now=now).messages.items() if w}
+            assert got == {b: w for b, w in model.items() if w}
+    got = {b: set(w) for b, w in kw.load(folder, now=now + 5000).messages.items() if w}
+    assert got == {b: w for b, w in model.items() if w}
