@@ -13,6 +13,7 @@ Python value                   wire form
 ``Atom(...)``                  the text as is (``FETCH``, ``\\Seen``, ``1:3``)
 ``Literal(...)``               always a literal ``{n}\\r\\n...``
 ``Raw(...)``                   bytes already in wire form, as they are
+``LiteralStream(n, source)``   a literal read from ``source()`` in chunks
 ``list`` / ``tuple``           parenthesized list
 =============================  =============================================
 
@@ -24,7 +25,7 @@ when the client enabled ``UTF8=ACCEPT`` (``render(..., utf8=True)``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Bye",
     "Continuation",
     "Literal",
+    "LiteralStream",
     "Raw",
     "RespCode",
     "ResponseCode",
@@ -39,6 +41,7 @@ __all__ = [
     "Untagged",
     "UntaggedStatus",
     "astring",
+    "iter_render",
     "quoted",
     "render",
     "string",
@@ -124,6 +127,15 @@ class Raw:
 
 
 @dataclass(frozen=True, slots=True)
+class LiteralStream:
+    """A literal whose *size* bytes come from *source()* in chunks (a message
+    file), so ``Untagged.iter_bytes()`` can stream it without holding it."""
+
+    size: int
+    source: Callable[[], Iterable[bytes]] = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Literal:
     """A string always sent as a literal (message bodies, BODY[...] data)."""
 
@@ -177,9 +189,43 @@ def render(value: object, *, utf8: bool = False) -> bytes:
         return string(value, utf8=utf8)
     if isinstance(value, list | tuple):
         return b"(" + b" ".join(render(v, utf8=utf8) for v in value) + b")"
+    if isinstance(value, LiteralStream):
+        return b"".join(iter_render(value))
     if hasattr(value, "to_wire"):
         return value.to_wire()  # type: ignore[no-any-return]
     raise TypeError(f"cannot render {type(value).__name__} as IMAP data")
+
+
+def iter_render(value: object, *, utf8: bool = False) -> Iterator[bytes]:
+    """Like :func:`render`, in pieces: a :class:`LiteralStream` is read from its
+    source chunk by chunk, everything else comes out whole."""
+    if isinstance(value, LiteralStream):
+        yield b"{%d}\r\n" % value.size
+        sent = 0
+        for chunk in value.source():
+            sent += len(chunk)
+            if sent > value.size:
+                raise ValueError("literal source gave more bytes than announced")
+            yield chunk
+        if sent != value.size:
+            raise ValueError("literal source gave fewer bytes than announced")
+    elif isinstance(value, list | tuple) and any(_has_stream(v) for v in value):
+        yield b"("
+        for i, v in enumerate(value):
+            if i:
+                yield b" "
+            yield from iter_render(v, utf8=utf8)
+        yield b")"
+    else:
+        yield render(value, utf8=utf8)
+
+
+def _has_stream(value: object) -> bool:
+    if isinstance(value, LiteralStream):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_has_stream(v) for v in value)
+    return False
 
 
 def _check_text(text: str) -> None:
@@ -273,6 +319,15 @@ class Untagged:
 
     def to_bytes(self) -> bytes:
         return b"* " + b" ".join(render(i, utf8=self.utf8) for i in self.items) + CRLF
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The response in pieces; :class:`LiteralStream` items are streamed."""
+        yield b"* "
+        for i, item in enumerate(self.items):
+            if i:
+                yield b" "
+            yield from iter_render(item, utf8=self.utf8)
+        yield CRLF
 
 
 @dataclass(frozen=True, slots=True)

@@ -289,3 +289,35 @@ def test_known_differences_are_in_the_corpus() -> None:
 def test_imapd_is_the_real_one() -> None:
     require(IMAPD)
     assert Path(IMAPD).exists() and os.access(IMAPD, os.X_OK)
+
+
+def test_courier_texts_we_keep(courier_replies: dict[int, bytes]) -> None:
+    """The texts in courierpy.imap.texts are the ones the real imapd sends."""
+    from courierpy.imap import texts
+
+    expect = {
+        b"FETCH 1 FLAGS": "OK " + texts.FETCH_OK,
+        b"SEARCH ALL": "OK " + texts.SEARCH_OK,
+        b"STORE 1 +FLAGS (\\Flagged)": "OK " + texts.STORE_OK,
+        b"STATUS INBOX (MESSAGES)": "OK " + texts.STATUS_OK,
+        b'LIST "" "*"': "OK " + texts.LIST_OK,
+        b'LSUB "" "*"': "OK " + texts.LSUB_OK,
+        b"COPY 1 INBOX.Nope": "NO [TRYCREATE] " + texts.COPY_TRYCREATE,
+        b"NAMESPACE": "OK " + texts.NAMESPACE_OK,
+        b"GETQUOTAROOT INBOX": "OK " + texts.GETQUOTAROOT_OK,
+        b'GETQUOTA ""': "OK " + texts.GETQUOTA_OK,
+        b"MYRIGHTS INBOX": "OK " + texts.MYRIGHTS_OK,
+        b"GETACL INBOX": "OK " + texts.GETACL_OK,
+        b"LISTRIGHTS INBOX anyone": "OK " + texts.LISTRIGHTS_OK,
+        b"SORT (DATE) UTF-8 ALL": "OK " + texts.SORT_OK,
+        b"THREAD REFERENCES UTF-8 ALL": "OK " + texts.THREAD_OK,
+        b"CHECK": "OK " + texts.CHECK_OK,
+        b"ENABLE": "OK " + texts.ENABLE_OK,
+        b"UID EXPUNGE 99": "OK " + texts.EXPUNGE_OK,
+        b"SEARCH CHARSET X-NO-SUCH ALL": "NO [BADCHARSET] " + texts.BADCHARSET,
+        b"CREATE INBOX.a&AOk-b": "OK " + texts.CREATED.format(name="INBOX.a&AOk-b"),
+        b"FOO": "NO " + texts.ERROR_IN_COMMAND,
+        b"SELECT": "BAD " + texts.INVALID_COMMAND,
+    }
+    for line, reply in expect.items():
+        assert courier_replies[CORPUS.index(line)] == reply.encode(), line

@@ -217,3 +217,30 @@ def test_fetch_response_with_raw_label_and_literal() -> None:
     assert resp.to_bytes() == (
         b'* 1 FETCH (BODY[HEADER.FIELDS ("SUBJECT")] {18}\r\nSubject: first\r\n\r\n UID 1)\r\n'
     )
+
+
+def test_literal_stream_is_sent_in_chunks(tmp_path) -> None:
+    from courierpy.imap.responses import LiteralStream, iter_render
+
+    body = tmp_path / "msg"
+    body.write_bytes(b"Subject: x\r\n\r\n" + b"y" * 100000)
+    size = body.stat().st_size
+
+    def source():
+        with body.open("rb") as f:
+            while chunk := f.read(8192):
+                yield chunk
+
+    resp = Untagged(
+        (7, Atom("FETCH"), (Atom("UID"), 9, Atom("BODY[]"), LiteralStream(size, source)))
+    )
+    pieces = list(resp.iter_bytes())
+    assert max(len(p) for p in pieces) <= 8192  # never the whole message in one piece
+    whole = b"".join(pieces)
+    assert whole == b"* 7 FETCH (UID 9 BODY[] {%d}\r\n" % size + body.read_bytes() + b")\r\n"
+    assert resp.to_bytes() == whole
+    # a source that does not deliver what was announced is an error, not a broken stream
+    with pytest.raises(ValueError):
+        b"".join(iter_render(LiteralStream(size + 1, source)))
+    with pytest.raises(ValueError):
+        b"".join(iter_render(LiteralStream(size - 1, source)))
