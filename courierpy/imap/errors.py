@@ -53,21 +53,28 @@ class ImapError(CourierError):
     #: True when the connection must close after the response.
     fatal = False
 
+    #: what went wrong, for the log (never sent unless it is also the text)
+    detail: str
+
     def __init__(self, text: str | None = None, code_data: tuple[object, ...] = ()) -> None:
         self.text = text if text is not None else self.default_text
         self.code_data = code_data
+        self.detail = self.text
         super().__init__(self.text)
 
     def __eq__(self, other: object) -> bool:
         # errors are values: events carrying them compare equal in tests
         if type(other) is not type(self):
             return NotImplemented
-        return (self.text, self.code_data) == (other.text, other.code_data)  # type: ignore[attr-defined]
+        mine = (self.text, self.code_data, self.detail)
+        return mine == (other.text, other.code_data, other.detail)  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         return hash((type(self), self.text))
 
     def __repr__(self) -> str:
+        if self.detail != self.text:
+            return f"{type(self).__name__}({self.detail!r})"
         return f"{type(self).__name__}({self.text!r})"
 
     def response_code(self) -> ResponseCode | None:
@@ -81,9 +88,19 @@ class ImapError(CourierError):
 
 
 class BadSyntax(ImapError):
-    """The client sent something that does not follow the grammar (``BAD``)."""
+    """The client sent something that does not follow the grammar (``BAD``).
+
+    The client sees Courier's one text for all of these,
+    ``Error in IMAP command received by server.``; the argument says what
+    exactly was wrong and goes to :attr:`detail` for the log.
+    """
 
     status = "BAD"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__()
+        if detail is not None:
+            self.detail = detail
 
 
 class UnknownCommand(BadSyntax):
@@ -95,10 +112,14 @@ class WrongState(BadSyntax):
 
 
 class TooBig(BadSyntax):
-    """A literal, line or argument count over the configured limits (``BAD [TOOBIG]``)."""
+    """A literal, line or argument count over the configured limits
+    (``BAD [TOOBIG] text``; the text is sent, Courier has no equivalent)."""
 
     code = RespCode.TOOBIG
     default_text = "Literal too big."
+
+    def __init__(self, text: str | None = None) -> None:
+        ImapError.__init__(self, text)
 
 
 class Refused(ImapError):

@@ -127,7 +127,13 @@ class BadCommand:
 
     @property
     def message(self) -> str:
+        """The text the client sees."""
         return self.error.text
+
+    @property
+    def detail(self) -> str:
+        """What exactly was wrong, for the log."""
+        return self.error.detail
 
     @property
     def fatal(self) -> bool:
