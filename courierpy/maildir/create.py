@@ -123,7 +123,8 @@ def deliver(maildir: str | os.PathLike[str], source_stream: BinaryIO | bytes, *,
             check(st.st_size)
         if mtime is not None:
             os.utime(tmp_path, (mtime, mtime))
-        name = names.message_name(st.st_dev, st.st_ino, st.st_size, uniq=uniq)
+        # An empty message gets no ",S=0" (as Courier's deliverquota names it).
+        name = names.message_name(st.st_dev, st.st_ino, st.st_size or None, uniq=uniq)
         if subdir == "cur":
             name += names.INFO_PREFIX + names.format_flags(flags)
         final = md / subdir / name
