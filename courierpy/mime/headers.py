@@ -60,6 +60,14 @@ def find_header_end(data, start: int = 0, end: int | None = None) -> tuple[int, 
         return crlf + 1, crlf + 3, True
     if lf >= 0:
         return lf + 1, lf + 2, True
+    # A part's region stops before the line break that belongs to the next
+    # boundary; when the header's last line is followed right there by that
+    # break, the two form an empty line and the header counts as ended (as in
+    # Courier), with an empty body.
+    if end > start and data[end - 1 : end] == b"\n":
+        after = data[end : end + 2]
+        if after[:1] == b"\n" or after == b"\r\n":
+            return end, end, True
     return end, end, False
 
 
@@ -151,6 +159,11 @@ class HeaderBlock:
         """The first value of the field *name*, or None."""
         found = self._index.get(name)
         return found[0].value(self.data) if found else None
+
+    def last(self, name: str) -> str | None:
+        """The last value of the field *name*, or None (the one that counts in MIME)."""
+        found = self._index.get(name)
+        return found[-1].value(self.data) if found else None
 
     def __contains__(self, name: str) -> bool:
         return name in self._index

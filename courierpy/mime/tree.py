@@ -201,19 +201,26 @@ def parse_params(text: str) -> tuple[str, Params]:
 
 
 class _Budget:
-    """Parts left to create for one message (keeps hostile input bounded)."""
+    """Per-parse state: parts left to create (keeps hostile input bounded) and
+    where the message ends."""
 
-    __slots__ = ("left",)
+    __slots__ = ("left", "eof")
 
-    def __init__(self) -> None:
+    def __init__(self, eof: int) -> None:
         self.left = MAX_PARTS
+        self.eof = eof
 
 
 def parse(data, start: int = 0, end: int | None = None) -> Part:
     """Parse the message in ``data[start:end]`` (bytes, bytearray or mmap)."""
     if end is None:
         end = len(data)
-    return _entity(data, start, end, ("text", "plain"), True, 0, True, _Budget())
+    return _entity(data, start, end, ("text", "plain"), "8bit", True, 0, True, _Budget(end))
+
+
+def _merge(params: dict[str, str], more: Params) -> None:
+    for k, v in more:
+        params[k] = v
 
 
 def _entity(
@@ -221,6 +228,7 @@ def _entity(
     start: int,
     end: int,
     default: tuple[str, str],
+    default_encoding: str,
     need_version: bool,
     depth: int,
     is_message: bool,
@@ -230,46 +238,54 @@ def _entity(
     hb = HeaderBlock(data, start, end)
     part = Part(start, hb.header_end, hb.body_start, end, hb.terminated)
     part.type, part.subtype = default
+    part.encoding = default_encoding
     if is_message:
         part.envelope = Envelope.from_header(hb)
     part.header_size = count_crlf_size(data, start, hb.body_start)[0]
     part.size, part.lines = count_crlf_size(data, hb.body_start, end)
-    cte = hb.get("content-transfer-encoding")
+    # Where a field appears more than once, the last one counts (as in Courier).
+    cte = hb.last("content-transfer-encoding")
     if cte:
         part.encoding = cte.lower()
-    part.id = hb.get("content-id") or None
-    part.description = hb.get("content-description") or None
-    part.md5 = hb.get("content-md5") or None
-    part.language = hb.get("content-language") or None
-    part.location = hb.get("content-location") or None
+    part.id = hb.last("content-id") or None
+    part.description = hb.last("content-description") or None
+    part.md5 = hb.last("content-md5") or None
+    part.language = hb.last("content-language") or None
+    part.location = hb.last("content-location") or None
     # Without MIME-Version Courier still reads the fields above, but not the
     # type and disposition: the part is text/plain.
     if need_version and "mime-version" not in hb:
         return part
-    ctype = hb.get("content-type")
-    if ctype is not None:
-        value, params = parse_params(ctype)
+    # Repeated Content-Type / Content-Disposition fields: the last value wins
+    # and the parameters of all of them are merged (later ones override).
+    params: dict[str, str] = {}
+    for ctype in hb.get_all("content-type"):
+        value, more = parse_params(ctype)
         if value:
             main, slash, sub = value.partition("/")
             part.type = main.strip().lower()
             part.subtype = sub.strip().lower() if slash else ""
-            part.params = params
-    disp = hb.get("content-disposition")
-    if disp:
-        value, params = parse_params(disp)
+            _merge(params, more)
+    part.params = tuple(params.items())
+    dparams: dict[str, str] = {}
+    for disp in hb.get_all("content-disposition"):
+        value, more = parse_params(disp)
         if value:
             part.disposition = value.lower()
-            part.disposition_params = params
+            _merge(dparams, more)
+    part.disposition_params = tuple(dparams.items())
     if depth >= MAX_DEPTH or budget.left <= 0:
         return part
     if part.type == "multipart":
         boundary = part.param("boundary")
         if boundary:
             child_default = ("message", "rfc822") if part.subtype == "digest" else ("text", "plain")
-            part.children = _split(data, hb.body_start, end, boundary, child_default, depth, budget)
+            part.children = _split(
+                data, hb.body_start, end, boundary, child_default, part.encoding, depth, budget
+            )
     elif part.type == "message" and part.subtype == "rfc822":
         part.message = _entity(
-            data, hb.body_start, end, ("text", "plain"), True, depth + 1, True, budget
+            data, hb.body_start, end, ("text", "plain"), "8bit", True, depth + 1, True, budget
         )
     return part
 
@@ -280,6 +296,7 @@ def _split(
     end: int,
     boundary: str,
     child_default: tuple[str, str],
+    encoding: str,
     depth: int,
     budget: _Budget,
 ) -> list[Part]:
@@ -304,7 +321,15 @@ def _split(
             if part_end > start and data[part_end - 1 : part_end] == b"\r":
                 part_end -= 1
             children.append(
-                _child(data, part_start, max(part_start, part_end), child_default, depth, budget)
+                _child(
+                    data,
+                    part_start,
+                    max(part_start, part_end),
+                    child_default,
+                    encoding,
+                    depth,
+                    budget,
+                )
             )
             if budget.left <= 0:
                 closed = True
@@ -317,13 +342,15 @@ def _split(
         pos = line_end
     if not closed and part_start >= 0:
         part_end = end
-        if part_end > part_start and data[part_end - 1 : part_end] == b"\n":
+        # At the end of the message the last line break counts as the missing
+        # delimiter's; inside an enclosing part it was already left out.
+        if end == budget.eof and part_end > part_start and data[part_end - 1 : part_end] == b"\n":
             part_end -= 1
             if part_end > part_start and data[part_end - 1 : part_end] == b"\r":
                 part_end -= 1
-        children.append(_child(data, part_start, part_end, child_default, depth, budget))
+        children.append(_child(data, part_start, part_end, child_default, encoding, depth, budget))
     return children
 
 
-def _child(data, start, end, default, depth, budget) -> Part:
-    return _entity(data, start, end, default, False, depth + 1, False, budget)
+def _child(data, start, end, default, encoding, depth, budget) -> Part:
+    return _entity(data, start, end, default, encoding, False, depth + 1, False, budget)

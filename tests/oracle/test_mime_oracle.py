@@ -13,7 +13,10 @@ lists the exact bytes Courier sends and the bytes we send instead; the test
 asserts that Courier still sends them (so the list cannot go stale) and that the
 rest matches. Each difference is explained in docs/differences.md.
 
-The harness is private to this file (a minimal one: a pipe to /usr/bin/imapd).
+The environment comes from the shared harness (tests/oracle/courier_imapd.py:
+``courier_env``, /etc/courier/imapd's keys); the runner here is our own because
+this test needs the raw response bytes (8-bit literals, exact CRLFs) and sends
+hundreds of pipelined commands in one go.
 """
 
 from __future__ import annotations
@@ -33,12 +36,12 @@ from courierpy.mime.imapwire import (
     parse_section,
 )
 from courierpy.mime.tree import Part, parse
+from tests.oracle.courier_imapd import IMAPD, courier_env
 from tests.support import require
 from tests.unit.test_mime_corpus import CORPUS
 
 pytestmark = pytest.mark.oracle
 
-IMAPD = "/usr/bin/imapd"
 #: Messages in the Maildir, in Courier's order (by name).
 ALL = sorted(CORPUS)
 #: Messages compared item by item (crlf_stored has its own test below).
@@ -101,6 +104,35 @@ KNOWN_DIFFERENCES: dict[str, list[tuple[bytes, bytes]]] = {
         (b'"8bit" 11 0', b'"8bit" 12 1'),
         (b"{11}\r\ninner body\r", b"{12}\r\ninner body\r\n"),
     ],
+    # "Parts inherit ..." is matched; the message/rfc822 part is the usual off-by-one.
+    "cte_inherited": [
+        (b'"7bit" 43 (NIL', b'"7bit" 42 (NIL'),
+        (b'"8bit" 4 1 NIL NIL NIL) 3', b'"8bit" 3 1 NIL NIL NIL) 3'),
+        (b'"8bit" 4 1) 3', b'"8bit" 3 1) 3'),
+        (
+            b"{43}\r\nSubject: inner parts do not inherit\r\n\r\nw\r\n\r",
+            b"{42}\r\nSubject: inner parts do not inherit\r\n\r\nw\r\n",
+        ),
+        (b"{4}\r\nw\r\n\r", b"{3}\r\nw\r\n"),
+        (b"{2}\r\n\n\r", b"{1}\r\n\n"),
+    ],
+    # "Headers without an empty line"
+    "header_only": [
+        (b'"8bit" 1 0', b'"8bit" 0 0'),
+        (
+            b"{40}\r\nSubject: header only\r\nFrom: a@b.example\r)",
+            b"{41}\r\nSubject: header only\r\nFrom: a@b.example\r\n)",
+        ),
+        (
+            b"{35}\r\nct: header only\r\nFrom: a@b.example\r)",
+            b"{36}\r\nct: header only\r\nFrom: a@b.example\r\n)",
+        ),
+        (b"{1}\r\n\r", b"{0}\r\n"),
+    ],
+    "unterminated_part_header": [
+        (b'("text" "plain" NIL "<y>"', b'("text" "html" NIL "<y>"'),
+        (b"{27}\r\nContent-Type: text/html\r\n\r\n)", b"{25}\r\nContent-Type: text/html\r\n)"),
+    ],
     # "Long header lines"
     "huge_header": [
         (b'"' + _LONG_SUBJECT[:8182] + b'"', b'"' + _LONG_SUBJECT + b'"'),
@@ -117,12 +149,7 @@ def run_imapd(home: Path, commands: list[bytes]) -> dict[bytes, bytes]:
     """
     imapd = require(IMAPD, "the oracle is the real Courier imapd")
     script = b"".join(c + b"\r\n" for c in commands) + b"zz LOGOUT\r\n"
-    env = {
-        "AUTHENTICATED": "testuser",
-        "IMAP_CAPABILITY": "IMAP4rev1 UIDPLUS",
-        "HOME": str(home),
-        "PATH": "/usr/bin:/bin",
-    }
+    env = courier_env("testuser", HOME=str(home))
     proc = subprocess.run(
         [imapd, "Maildir"], input=script, env=env, cwd=home, capture_output=True, timeout=60
     )
@@ -162,8 +189,9 @@ def part_paths(tree: Part) -> list[tuple[tuple[int, ...], Part]]:
     return out
 
 
-def fetch_items(tree: Part) -> list[str]:
-    """The FETCH item lists asked for one message."""
+def fetch_items(tree: Part, multipart_bodies: bool = True) -> list[str]:
+    """The FETCH item lists asked for one message (BODY[n] of multipart parts
+    only if *multipart_bodies*)."""
     items = [
         "ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE",
         "BODY.PEEK[]",
@@ -180,6 +208,9 @@ def fetch_items(tree: Part) -> list[str]:
     ]
     for path, ent in part_paths(tree):
         p = ".".join(map(str, path))
+        if ent.children and not multipart_bodies:
+            items.append(f"BODY.PEEK[{p}.MIME]")
+            continue
         items.append(f"BODY.PEEK[{p}] BODY.PEEK[{p}.MIME]")
         items.append(f"BODY.PEEK[{p}]<2.5>")
         if ent.message is not None:
@@ -295,3 +326,108 @@ def test_crlf_stored_message_differs_only_by_doubled_cr(courier_answers) -> None
     body = doubled.split(b"}\r\n", 1)
     expected = body[0] + b"}\r\n" + body[1][:-3].replace(b"\r\n", b"\r\r\n") + b")\r\n"
     assert courier_answers[b"m%d.1" % n].startswith(expected)
+
+
+# --- generated messages ------------------------------------------------------------
+
+#: Lines a generated body may hold: boundary look-alikes, 8-bit, CR, empty lines.
+_BODY_LINES = [
+    b"",
+    b"text",
+    b"--",
+    b"--b",
+    b"--bx",
+    b"--b--",
+    b"--c",
+    b" x",
+    b"caf\xc3\xa9",
+    b"a\rb",
+]
+_HEADERS = [
+    b"Subject: s",
+    b"Subject: =?utf-8?q?x?= two",
+    b"From: A <a@x>, b@y",
+    b"From: J\xc3\xb6rg <j@x>",
+    b"To: c@z (Comment Name)",
+    b"MIME-Version: 1.0",
+    b"Content-Transfer-Encoding: QUOTED-PRINTABLE",
+    b'Content-Disposition: attachment; filename="f.txt"',
+    b"Content-Disposition: inline",
+    b"Content-ID: <i@x>",
+    b"Content-Description: d\xc3\xa9",
+    b"Content-MD5: bWQ1",
+    b"junk line",
+    b"X-Folded: a\n b",
+]
+_LEAF_TYPES = [
+    b"Content-Type: text/plain",
+    b"Content-Type: TEXT/HTML; CHARSET=UTF-8",
+    b"Content-Type: application/octet-stream; name=x.bin",
+    b"Content-Type: image/png",
+    b"Content-Type: text",
+    b"Content-Type: ;;",
+]
+
+
+def _generate(rng, depth: int = 0) -> bytes:
+    """A random MIME entity (LF lines, no message/rfc822: see KNOWN_DIFFERENCES)."""
+    heads = rng.sample(_HEADERS, rng.randint(0, 3))
+    body = b""
+    if depth < 3 and rng.random() < 0.45:
+        # One boundary per depth, so nested multiparts never share one; an outer
+        # boundary may be a prefix of an inner one (RFC 2046 forbids it, mail
+        # has it, and Courier and we both split the outer part there too).
+        boundary = b"b" + b"x" * depth + rng.choice([b"", b"-1"]) * (depth == 0)
+        heads.append(b"Content-Type: multipart/" + rng.choice([b"mixed", b"alternative"]))
+        heads[-1] += b"; boundary=" + boundary if rng.random() < 0.9 else b""
+        body += b"".join(rng.choice(_BODY_LINES[:2]) + b"\n" for _ in range(rng.randint(0, 2)))
+        for _ in range(rng.randint(0, 3)):
+            body += b"--" + boundary + b"\n" + _generate(rng, depth + 1) + b"\n"
+        if rng.random() < 0.8:
+            # A blank line after the close delimiter keeps clear of Courier's
+            # adjacent-close off-by-one (docs/differences.md).
+            body += b"--" + boundary + b"--\n\n"
+        body += b"".join(b"epilogue\n" for _ in range(rng.randint(0, 1)))
+    else:
+        if rng.random() < 0.8:
+            heads.append(rng.choice(_LEAF_TYPES))
+        body = b"".join(rng.choice(_BODY_LINES) + b"\n" for _ in range(rng.randint(0, 4)))
+        if rng.random() < 0.3:
+            body = body.rstrip(b"\n")
+    if depth == 0 and rng.random() < 0.8:
+        heads.append(b"MIME-Version: 1.0")
+    # Always an empty line after the header: Courier mangles headers without one
+    # (the corpus pins that case: "header_only", "unterminated_part_header").
+    return b"".join(h + b"\n" for h in heads) + b"\n" + body
+
+
+def test_generated_messages_match_courier(tmp_path) -> None:
+    import random
+
+    rng = random.Random(int(os.environ.get("MIME_ORACLE_SEED", "20241125")))
+    messages = [_generate(rng) for _ in range(120)]
+    maildir = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    for i, data in enumerate(messages):
+        (maildir / "cur" / f"1700000000.M{i:04d}P1.gen:2,S").write_bytes(data)
+    commands = [b"x EXAMINE INBOX"]
+    plan = []
+    for n, data in enumerate(messages, 1):
+        tree = parse(data)
+        # BODY[n] of a multipart part: Courier's off-by-one (docs/differences.md,
+        # pinned by the corpus) depends on what ends the part; leave it out here.
+        for k, items in enumerate(fetch_items(tree, multipart_bodies=False)):
+            commands.append(b"g%d.%d FETCH %d (%s)" % (n, k, n, items.encode()))
+            plan.append((b"g%d.%d" % (n, k), n, data, tree, items))
+    answers = run_imapd(tmp_path, commands)
+    mismatches = []
+    for tag, n, data, tree, items in plan:
+        theirs = answers[tag]
+        theirs = theirs[: theirs.rindex(tag + b" ")]
+        ours = render(n, data, tree, items)
+        if ours != theirs:
+            mismatches.append((data, items, theirs, ours))
+    assert not mismatches, "\n".join(
+        f"{d!r}\nFETCH ({i})\n courier: {t!r}\n ours:    {o!r}" for d, i, t, o in mismatches[:4]
+    )
