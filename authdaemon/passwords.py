@@ -41,19 +41,21 @@ from collections.abc import Callable
 from typing import Final
 
 import bcrypt as _bcrypt
-from passlib.hash import des_crypt, md5_crypt, sha256_crypt, sha512_crypt
+from passlib.hash import des_crypt, sha256_crypt, sha512_crypt
 
 from courierpy.errors import CourierError
 
 __all__ = [
     "CRAM_ALGORITHMS",
     "SCHEMES",
+    "PasswordTooLongError",
     "UnknownSchemeError",
     "authpasswd_hash",
     "cram_verify",
     "cram_verify_cleartext",
     "hash_password",
     "hmac_secret",
+    "md5_crypt_hash",
     "verify",
 ]
 
@@ -140,14 +142,60 @@ def _verify_ssha(pw: bytes, encoded: str) -> bool:
 # crypt(3)
 
 
+_ITOA64: Final = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+#: crypt(3) (libxcrypt) refuses passphrases of this many bytes or more.
+CRYPT_MAX_PASSPHRASE: Final = 512
+
+
+class PasswordTooLongError(CourierError, ValueError):
+    """crypt(3) cannot hash a passphrase this long (libxcrypt's limit is 511 bytes)."""
+
+
+def md5_crypt_hash(pw: bytes, salt: bytes) -> str:
+    """Poul-Henning Kamp's MD5-crypt (``$1$``) of *pw* with *salt* (first 8 bytes).
+
+    Written out rather than taken from passlib because Courier's own
+    implementation, which its ``$1$`` check uses, has no length limit on the
+    password and takes any bytes as salt; passlib refuses both.
+    """
+    magic = b"$1$"
+    salt = salt[:8]
+    alternate = hashlib.md5(pw + salt + pw).digest()
+    ctx = hashlib.md5(pw + magic + salt)
+    for left in range(len(pw), 0, -16):
+        ctx.update(alternate[: min(16, left)])
+    n = len(pw)
+    while n:
+        ctx.update(b"\0" if n & 1 else pw[:1])
+        n >>= 1
+    digest = ctx.digest()
+    for i in range(1000):
+        step = hashlib.md5(pw if i & 1 else digest)
+        if i % 3:
+            step.update(salt)
+        if i % 7:
+            step.update(pw)
+        step.update(digest if i & 1 else pw)
+        digest = step.digest()
+    out = bytearray()
+    for a, b, c in ((0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)):
+        v = (digest[a] << 16) | (digest[b] << 8) | digest[c]
+        for _ in range(4):
+            out.append(_ITOA64[v & 63])
+            v >>= 6
+    v = digest[11]
+    for _ in range(2):
+        out.append(_ITOA64[v & 63])
+        v >>= 6
+    return (magic + salt + b"$" + bytes(out)).decode("utf-8", "surrogateescape")
+
+
 def _crypt_md5(pw: bytes, stored: str) -> bool:
-    """``$1$``: recompute with the stored salt (at most 8 characters, up to ``$``)."""
-    salt = stored[3:].split("$", 1)[0][:8]
-    try:
-        computed = md5_crypt.using(salt=salt).hash(pw)
-    except (ValueError, TypeError):
-        return False
-    return _same(computed, stored)
+    """``$1$``: recompute with the stored salt (at most 8 bytes, up to ``$``)."""
+    raw = stored.encode("utf-8", "surrogateescape")
+    salt = raw[3:].split(b"$", 1)[0][:8]
+    return _same(md5_crypt_hash(pw, salt), stored)
 
 
 def _crypt_bcrypt(pw: bytes, stored: str) -> bool:
@@ -166,6 +214,19 @@ def _passlib_check(handler: object) -> Callable[[bytes, str], bool]:
             return False
 
     return check
+
+
+#: The rounds libxcrypt writes back unchanged; others are clamped, so never match.
+_SHA_CRYPT_ROUNDS: Final = range(1000, 1_000_000_000)
+
+
+def _sha_crypt_rounds_ok(stored: str) -> bool:
+    """False if a ``rounds=`` field would come back from crypt(3) written differently."""
+    field = stored[3:].split("$", 1)[0]
+    if not field.startswith("rounds="):
+        return True
+    digits = field[7:]
+    return digits.isdigit() and str(int(digits)) == digits and int(digits) in _SHA_CRYPT_ROUNDS
 
 
 def _is_des(stored: str) -> bool:
@@ -211,14 +272,15 @@ def _load_libcrypt() -> ctypes.CDLL | None:
 
 def _verify_crypt(pw: bytes, stored: str) -> bool:
     """``strcmp(stored, crypt(pw, stored)) == 0``, as Courier's last resort."""
-    if not stored:
+    if not stored or len(pw) >= CRYPT_MAX_PASSPHRASE:
         return False
     if stored.startswith("$1$"):
         return _crypt_md5(pw, stored)
-    if stored.startswith("$5$"):
-        return _passlib_check(sha256_crypt)(pw, stored)
-    if stored.startswith("$6$"):
-        return _passlib_check(sha512_crypt)(pw, stored)
+    if stored.startswith(("$5$", "$6$")):
+        if not _sha_crypt_rounds_ok(stored):
+            return False
+        handler = sha256_crypt if stored[1] == "5" else sha512_crypt
+        return _passlib_check(handler)(pw, stored)
     if stored.startswith(("$2a$", "$2b$", "$2y$")):
         return _crypt_bcrypt(pw, stored)
     if _is_des(stored):
@@ -271,16 +333,32 @@ def _random_salt(length: int) -> str:
     return "".join(secrets.choice(CRYPT_ALPHABET) for _ in range(length))
 
 
+def _crypt3_input(pw: bytes) -> bytes:
+    if len(pw) >= CRYPT_MAX_PASSPHRASE:
+        raise PasswordTooLongError(
+            f"crypt(3) takes at most {CRYPT_MAX_PASSPHRASE - 1} bytes of password"
+        )
+    return pw
+
+
 def _des(pw: bytes) -> str:
-    return des_crypt.using(salt=_random_salt(2)).hash(pw)
+    return des_crypt.using(salt=_random_salt(2)).hash(_crypt3_input(pw))
 
 
 def _md5crypt(pw: bytes, salt_len: int = 8) -> str:
-    return md5_crypt.using(salt=_random_salt(salt_len)).hash(pw)
+    return md5_crypt_hash(pw, _random_salt(salt_len).encode("ascii"))
 
 
-def _bcrypt_hash(pw: bytes) -> str:
-    return _bcrypt.hashpw(pw[:72], _bcrypt.gensalt()).decode("ascii")
+def _bcrypt_hash(pw: bytes, cost: int = 12) -> str:
+    return _bcrypt.hashpw(_crypt3_input(pw)[:72], _bcrypt.gensalt(cost)).decode("ascii")
+
+
+def _sha_crypt(handler: object) -> Callable[..., str]:
+    def produce(pw: bytes, rounds: int | None = None) -> str:
+        h = handler.using(rounds=rounds) if rounds else handler  # type: ignore[attr-defined]
+        return h.hash(_crypt3_input(pw))
+
+    return produce
 
 
 def _digest_scheme(prefix: str) -> Callable[[bytes], str]:
@@ -297,8 +375,8 @@ _PRODUCERS: Final[dict[str, Callable[[bytes], str]]] = {
     "des": _des,  # userdbpw (no option): traditional DES crypt, 2-char salt
     "md5-crypt": _md5crypt,  # userdbpw -md5, password changes: $1$, 8-char salt
     "md5-crypt-5": lambda pw: _md5crypt(pw, 5),  # authpasswd (no method): 5-char salt
-    "sha256-crypt": lambda pw: sha256_crypt.hash(pw),
-    "sha512-crypt": lambda pw: sha512_crypt.hash(pw),
+    "sha256-crypt": _sha_crypt(sha256_crypt),
+    "sha512-crypt": _sha_crypt(sha512_crypt),
     "bcrypt": _bcrypt_hash,
     "{MD5}": _digest_scheme("{MD5}"),
     "{MD5RAW}": _digest_scheme("{MD5RAW}"),
@@ -360,15 +438,14 @@ def hash_password(
 
     *rounds* sets the cost of ``sha256-crypt``/``sha512-crypt`` (rounds) and
     ``bcrypt`` (log2 cost); other schemes have none and ignore it.
+
+    The crypt(3) schemes (``des``, ``sha*-crypt``, ``bcrypt``) raise
+    :class:`PasswordTooLongError` for a password of 512 bytes or more, which
+    libxcrypt refuses (Courier's ``userdbpw`` then prints crypt's failure
+    token ``*0``).
     """
-    if rounds is not None:
-        if scheme == "sha256-crypt":
-            return sha256_crypt.using(rounds=rounds).hash(_c_string(password))
-        if scheme == "sha512-crypt":
-            return sha512_crypt.using(rounds=rounds).hash(_c_string(password))
-        if scheme == "bcrypt":
-            pw = _c_string(password)[:72]
-            return _bcrypt.hashpw(pw, _bcrypt.gensalt(rounds)).decode("ascii")
+    if rounds is not None and scheme in ("sha256-crypt", "sha512-crypt", "bcrypt"):
+        return _PRODUCERS[scheme](_c_string(password), rounds)  # type: ignore[call-arg]
     producer = _PRODUCERS.get(scheme) if scheme is not None else None
     if producer is None:
         return authpasswd_hash(password, scheme)

@@ -237,6 +237,36 @@ def test_scheme_formats(scheme, shape):
     assert not verify("Secret", out)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    password=st.binary(max_size=300).map(lambda b: b.replace(b"\0", b"")),
+    salt=st.text(alphabet=passwords.CRYPT_ALPHABET, min_size=0, max_size=8),
+)
+def test_md5_crypt_equals_passlib(password, salt):
+    from passlib.hash import md5_crypt
+
+    assert passwords.md5_crypt_hash(password, salt.encode()) == md5_crypt.using(salt=salt).hash(
+        password
+    )
+
+
+def test_long_passwords_follow_libxcrypt_and_courier():
+    long_pw = b"w" * 600
+    # Courier's own MD5-crypt ($1$) and the digest forms take any length...
+    for scheme in ("md5-crypt", "{SHA}", "{SSHA}", "{MD5}"):
+        assert verify(long_pw, hash_password(long_pw, scheme))
+    # ...the crypt(3) forms refuse 512 bytes and more (libxcrypt's limit).
+    with pytest.raises(passwords.PasswordTooLongError):
+        hash_password(long_pw, "des")
+    with pytest.raises(passwords.PasswordTooLongError):
+        hash_password(long_pw, "bcrypt")
+    md5 = hash_password(long_pw, "md5-crypt")
+    assert not verify(long_pw, "{CRYPT}" + md5)  # through crypt(3): refused
+    assert verify(b"w" * 511, "{CRYPT}" + hash_password(b"w" * 511, "md5-crypt"))
+    des = hash_password(b"w" * 511, "des")
+    assert verify(b"w" * 511, des) and not verify(b"w" * 512, des)
+
+
 def test_rounds_are_honoured():
     assert hash_password("pw", "sha256-crypt", rounds=1000).startswith("$5$rounds=1000$")
     assert hash_password("pw", "sha512-crypt", rounds=2000).startswith("$6$rounds=2000$")
