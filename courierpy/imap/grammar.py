@@ -44,8 +44,13 @@ Limits, each answered before the data it would need arrives:
   → ``BAD [TOOBIG]``.
 
 Courier's defects here (design.md §5) are not copied: ``LOGIN {4294967296}``
-before login gets an immediate ``BAD`` (Courier never answers), and an
-over-large literal after login gets ``BAD`` instead of ``+ OK``.
+before login gets an immediate ``BAD`` (Courier never answers), and
+``APPEND INBOX {4294967296}`` gets ``NO [TOOBIG]`` instead of ``+ OK``.
+(Courier refuses other literals over 8192 bytes with ``* NO [ALERT] IMAP
+command too long.`` and ``BAD Invalid command``; our limit is ``max_literal``.)
+Courier has no LITERAL+: it refuses ``{n+}`` and then reads the literal's
+bytes as a command.  We accept ``{n+}``, which no client sends unless the
+capability is advertised.
 """
 
 from __future__ import annotations
