@@ -40,6 +40,7 @@ __all__ = [
     "bodystructure",
     "envelope",
     "fetch_section",
+    "fetch_section_from_file",
     "open_message",
     "parse_section",
     "quote",
@@ -360,6 +361,44 @@ def _slice(whole: bytes, partial: tuple[int, int | None] | None) -> bytes:
     return whole[start:] if count is None else whole[start : start + count]
 
 
+def _plan(tree: Part, section: Section):
+    """What a section needs: ("none",), ("header", entity, keep) or
+    ("range", start, end, size) in stored-byte offsets and CRLF size."""
+    ent = _resolve(tree, section.path) if section.path else tree
+    if ent is None:
+        return ("none",)
+    kind = section.kind
+    if kind in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
+        if section.path and ent.message is not None:
+            ent = ent.message
+    if kind == "MIME":
+        return ("header", ent, _is_mime_field)
+    if kind == "HEADER.FIELDS" or kind == "HEADER.FIELDS.NOT":
+        wanted = frozenset(f.lower() for f in section.fields)
+        negate = kind == "HEADER.FIELDS.NOT"
+        return ("header", ent, lambda n: (n in wanted) != negate)
+    if kind == "HEADER":
+        return ("range", ent.header_start, ent.body_start, ent.header_size)
+    if kind == "TEXT" or section.path:
+        return ("range", ent.body_start, ent.end, ent.size)
+    return ("range", ent.header_start, ent.end, ent.header_size + ent.size)
+
+
+def _is_mime_field(name: str) -> bool:
+    return name.startswith("content-") or name == "mime-version"
+
+
+def _window(size: int, partial: tuple[int, int | None] | None) -> tuple[int, int, int | None]:
+    """(bytes to send, CRLF offset to start at, byte limit) for a partial fetch."""
+    if partial is None:
+        return size, 0, None
+    skip, limit = partial
+    size = max(0, size - skip)
+    if limit is not None:
+        size = min(size, limit)
+    return size, skip, limit
+
+
 def fetch_section(
     data,
     tree: Part,
@@ -371,38 +410,55 @@ def fetch_section(
 
     *data* is the stored message (bytes or an mmap from :func:`open_message`);
     *tree* is its :func:`~courierpy.mime.tree.parse` result. A part that does not
-    exist gives empty data, as Courier sends.
+    exist gives empty data, as Courier sends. Body ranges are produced lazily
+    in chunks: *data* must stay readable until they have been consumed.
     """
-    ent = _resolve(tree, section.path) if section.path else tree
-    if ent is None:
+    plan = _plan(tree, section)
+    if plan[0] == "none":
         return SectionData(0, [])
-    kind = section.kind
-    if kind in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
-        if section.path and ent.message is not None:
-            ent = ent.message
-    if kind == "MIME":
-        whole = _header_text(data, ent, lambda n: n.startswith("content-") or n == "mime-version")
-        return _small(whole, partial)
-    if kind == "HEADER.FIELDS" or kind == "HEADER.FIELDS.NOT":
-        wanted = {f.lower() for f in section.fields}
-        negate = kind == "HEADER.FIELDS.NOT"
-        whole = _header_text(data, ent, lambda n: (n in wanted) != negate)
-        return _small(whole, partial)
-    if kind == "HEADER":
-        start, end, size = ent.header_start, ent.body_start, ent.header_size
-    elif kind == "TEXT" or section.path:
-        start, end, size = ent.body_start, ent.end, ent.size
-    else:
-        start, end, size = ent.header_start, ent.end, ent.header_size + ent.size
-    skip, limit = 0, None
-    if partial is not None:
-        skip, limit = partial
-        size = max(0, size - skip)
-        if limit is not None:
-            size = min(size, limit)
-        if size == 0:
-            return SectionData(0, [])
+    if plan[0] == "header":
+        return _small(_header_text(data, plan[1], plan[2]), partial)
+    _, start, end, size = plan
+    size, skip, limit = _window(size, partial)
+    if size == 0:
+        return SectionData(0, [])
     return SectionData(size, _crlf_chunks(data, start, end, skip, limit))
+
+
+def fetch_section_from_file(
+    path: str | os.PathLike,
+    tree: Part,
+    section: Section,
+    partial: tuple[int, int | None] | None = None,
+) -> SectionData:
+    """:func:`fetch_section` for a stored message file, *tree* coming from a cache.
+
+    The size of a body range is known from *tree* without touching the file; its
+    chunks open the file when they are consumed and close it when done, so a
+    FETCH can write the literal's size, then stream. Header sections (MIME,
+    HEADER.FIELDS) read just the header block, at once.
+    """
+    plan = _plan(tree, section)
+    if plan[0] == "none":
+        return SectionData(0, [])
+    if plan[0] == "header":
+        ent = plan[1]
+        with open(path, "rb") as f:
+            f.seek(ent.header_start)
+            head = f.read(ent.header_end - ent.header_start)
+        # Re-base the entity on the bytes just read (offsets relative to them).
+        local = Part(0, len(head), len(head), len(head), ent.terminated)
+        return _small(_header_text(head, local, plan[2]), partial)
+    _, start, end, size = plan
+    size, skip, limit = _window(size, partial)
+    if size == 0:
+        return SectionData(0, [])
+
+    def chunks() -> Iterator[bytes]:
+        with open_message(path) as buf:
+            yield from _crlf_chunks(buf, start, end, skip, limit)
+
+    return SectionData(size, chunks())
 
 
 def _small(whole: bytes, partial) -> SectionData:

@@ -6,17 +6,25 @@ too), its Content-* fields, and its body's size and line count *in CRLF form*,
 the form IMAP counts and sends. Multipart parts have ``children``; a
 message/rfc822 part has ``message``, the encapsulated message's own tree.
 
-Rules (RFC 2045/2046, as the real Courier applies them):
+Rules (RFC 2045/2046, as the real Courier applies them; the oracle test
+checks them on a corpus and on generated messages):
 
-- Content-* fields count only in a message that has a ``MIME-Version`` field
-  (the top level and each encapsulated message); parts of a multipart are
-  always MIME. Otherwise the part is text/plain.
-- The default type is text/plain, or message/rfc822 inside multipart/digest;
-  the default transfer encoding is reported as ``8bit``.
-- A part's body ends before the line break that precedes the next boundary
+- Content-Type and Content-Disposition count only in a message that has a
+  ``MIME-Version`` field (the top level and each encapsulated message); parts
+  of a multipart are always MIME. Content-Transfer-Encoding, -ID, -Description
+  and -MD5 count regardless. A repeated field: the last one wins, and the
+  parameters of repeated Content-Type/-Disposition fields are merged.
+- The default type is text/plain, or message/rfc822 inside multipart/digest.
+  The default transfer encoding is the enclosing multipart's, ``8bit`` at the
+  top of a message.
+- A boundary delimiter is a line starting with ``--`` and the boundary (prefix
+  match). A part's body ends before the line break that precedes the next
   delimiter; preamble and epilogue belong to no part. A multipart whose
   delimiter never appears is a leaf; one whose close delimiter is missing ends
-  its last part at the end of the region, less one final line break.
+  its last part where its own body ends (at the end of the message: less one
+  final line break).
+- A header block ends at the first empty line, also one formed by the line
+  break that belongs to the next delimiter.
 
 Parsing never raises on message content: junk header lines, missing or bogus
 boundaries, 8-bit bytes and endless nesting (capped at :data:`MAX_DEPTH`) all

@@ -216,3 +216,25 @@ def test_open_message_on_an_empty_file(tmp_path) -> None:
         tree = parse(buf)
         assert fetch_section(buf, tree, parse_section("")).read() == b""
         assert bodystructure(tree) == b'("text" "plain" NIL NIL NIL "8bit" 0 0 NIL NIL NIL)'
+
+
+def test_sections_from_a_file_equal_sections_from_bytes(tmp_path) -> None:
+    from courierpy.mime.imapwire import fetch_section_from_file
+    from courierpy.mime.tree import Part
+
+    specs = ["", "HEADER", "TEXT", "1", "1.MIME", "2", "2.MIME", "2.HEADER", "2.TEXT", "1.1"]
+    specs += ["HEADER.FIELDS (From Subject)", "HEADER.FIELDS.NOT (From)", "2.1.MIME", "9"]
+    for name, data in CORPUS.items():
+        if name == "big_attachment":
+            continue
+        path = tmp_path / name
+        path.write_bytes(data)
+        tree = parse(data)
+        cached = Part.from_json(tree.to_json())  # as a metadata cache would give it
+        for spec in specs:
+            section = parse_section(spec)
+            for partial in (None, (3, 10)):
+                want = fetch_section(data, tree, section, partial)
+                got = fetch_section_from_file(path, cached, section, partial)
+                assert got.size == want.size, (name, spec, partial)
+                assert got.read() == want.read(), (name, spec, partial)
