@@ -1,10 +1,7 @@
 """Keywords and ACLs written by our library, as Courier's imapd shows them, and back.
 
-The real ``/usr/bin/imapd`` runs pre-authenticated on a pipe (``AUTHENTICATED``
-set, no ``IMAPLOGINTAG``: it greets with ``* PREAUTH``), with the keys of the
-installed /etc/courier/imapd, in a throwaway home.  (A shared harness,
-tests/oracle/courier_imapd.py, did not exist when this was written; this
-file starts imapd itself, in a dozen lines.)
+The real ``/usr/bin/imapd`` runs pre-authenticated on a pipe, through the
+shared harness tests/oracle/courier_imapd.py, in a throwaway home.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from courierpy.maildir import acl, keywords
+from tests.oracle.courier_imapd import CourierImapd
 from tests.support import require
 
 pytestmark = pytest.mark.oracle
@@ -28,27 +26,12 @@ MSGS = {
 
 
 def imapd(home: Path, commands: list[str], user: str = "erin") -> list[str]:
-    """Run Courier's imapd on *commands*; its response lines."""
-    prog = require("/usr/bin/imapd")
-    require("/etc/courier/imapd")
-    script = "".join(f"t{i} {c}\r\n" for i, c in enumerate(commands)) + "z LOGOUT\r\n"
-    p = subprocess.run(
-        [
-            "sh",
-            "-c",
-            'set -a; . /etc/courier/imapd; AUTHENTICATED="$1"; exec "$2" Maildir',
-            "sh",
-            user,
-            prog,
-        ],
-        input=script.encode(),
-        cwd=home,
-        capture_output=True,
-        env={"PATH": "/usr/bin:/bin"},
-        timeout=60,
-    )
-    out = p.stdout.decode("utf-8", "replace").split("\r\n")
-    assert "z OK LOGOUT completed" in out, out
+    """One real imapd session running *commands*: every response line, in order."""
+    out: list[str] = []
+    with CourierImapd(home, user=user) as imap:
+        for command in commands:
+            untagged, tagged = imap.command(command)
+            out += [*untagged, tagged]
     return out
 
 
