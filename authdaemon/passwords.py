@@ -295,7 +295,7 @@ def _verify_crypt(pw: bytes, stored: str) -> bool:
 # verify
 
 
-def verify(password: str | bytes, stored: str) -> bool:
+def verify(password: str | bytes, stored: str | bytes) -> bool:
     """True if *password* matches the *stored* hash, by Courier's rules.
 
     In order: ``$1$`` (case-sensitive), ``{MD5}``, ``{MD5RAW}``; ``{SHA}``,
@@ -304,6 +304,8 @@ def verify(password: str | bytes, stored: str) -> bool:
     cleartext password therefore does not match.  Never raises.
     """
     try:
+        if isinstance(stored, bytes | bytearray):
+            stored = bytes(stored).decode("utf-8", "surrogateescape")
         if not isinstance(stored, str):
             return False
         pw = _c_string(password)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,15 @@ def test_arguments_like_courier(args):
         # same kind of hash: DES (13 chars) or $1$ with an 8-character salt
         assert len(ours.stdout) == len(real.stdout)
         assert ours.stdout[:3] == real.stdout[:3] or b"$" not in real.stdout
+
+
+def test_installed_console_script():
+    script = require(str(Path(sys.executable).parent / "userdbpw"), "pip install -e .")
+    real = run(real_cmd(), ["-hmac-sha1"], b"pw\n")
+    ours = subprocess.run([script, "-hmac-sha1"], input=b"pw\n", capture_output=True, timeout=20)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, real.stdout, b"")
+    bad = subprocess.run([script, "-bogus"], input=b"pw\n", capture_output=True, timeout=20)
+    assert (bad.returncode, bad.stdout, bad.stderr) == (1, b"", b"userdbpw: invalid argument.\n")
 
 
 # -- standard input ----------------------------------------------------------------

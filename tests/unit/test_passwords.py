@@ -142,9 +142,15 @@ def test_garbage_and_cleartext_never_match(stored):
     assert verify("secret", stored) is False
 
 
-@pytest.mark.parametrize("stored", [None, 5, b"$1$abc", object()])
+@pytest.mark.parametrize("stored", [None, 5, b"$1$abc", b"\xff\xfe", object(), ["x"]])
 def test_non_string_stored_values_return_false(stored):
     assert verify("secret", stored) is False  # type: ignore[arg-type]
+
+
+def test_stored_value_may_be_bytes():
+    assert verify("secret", b"I7Cmn6wm5K4WU") is True
+    assert verify(b"secret", b"{SSHA}hS2wgD4mIPU4M9W5OkCz1RighTJ9zxUu") is True
+    assert verify("secreT", b"I7Cmn6wm5K4WU") is False
 
 
 def test_password_stops_at_nul_like_a_c_string():
