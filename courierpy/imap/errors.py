@@ -33,9 +33,11 @@ __all__ = [
     "OverQuota",
     "Refused",
     "TooBig",
+    "TooManyViolations",
     "TryCreate",
     "Unavailable",
     "UnknownCommand",
+    "ViolationCounter",
     "WrongState",
 ]
 
@@ -196,3 +198,37 @@ class Fatal(ImapError):
 
     def response(self, tag: str | None) -> UntaggedStatus:  # noqa: ARG002 - BYE is never tagged
         return UntaggedStatus("BYE", self.text, self.response_code())
+
+
+class TooManyViolations(Fatal):
+    """Courier's answer to the 10th command in a row that it refused as malformed."""
+
+    code = RespCode.ALERT
+    # sic: Courier ends the text with a colon and a space
+    default_text = "Fatal error: TOO MANY CONSECUTIVE PROTOCOL VIOLATIONS: "
+
+
+class ViolationCounter:
+    """Counts commands refused in a row with Courier's ``Error in IMAP command``.
+
+    Courier (imaplogin and imapd alike) answers the tenth such command in a row
+    with ``* BYE [ALERT] Fatal error: TOO MANY CONSECUTIVE PROTOCOL VIOLATIONS: ``
+    and closes; any other answer — OK, or a NO with another text — starts the
+    count again.  The session calls :meth:`check` with each command's error
+    (``None`` when it did not fail) and sends what it returns instead.
+    """
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int = 9) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def check(self, error: ImapError | None) -> ImapError | None:
+        if error is None or error.text != ERROR_IN_COMMAND:
+            self.count = 0
+            return error
+        self.count += 1
+        if self.count > self.limit:
+            return TooManyViolations()
+        return error

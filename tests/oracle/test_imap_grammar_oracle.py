@@ -321,3 +321,87 @@ def test_courier_texts_we_keep(courier_replies: dict[int, bytes]) -> None:
     }
     for line, reply in expect.items():
         assert courier_replies[CORPUS.index(line)] == reply.encode(), line
+
+
+# --- before login: Courier's imaplogin ----------------------------------------
+
+IMAPLOGIN = "/usr/lib/courier/courier/imaplogin"
+
+#: pre-auth command -> Courier carries it out (True) or refuses it (False)
+PREAUTH_CORPUS: list[bytes] = [
+    b"CAPABILITY",
+    b"NOOP",
+    b"FOO",
+    b"SELECT INBOX",
+    b"FETCH 1 FLAGS",
+    b"UID FETCH 1 FLAGS",
+    b"ENABLE UTF8=ACCEPT",
+    b"NAMESPACE",
+    b"IDLE",
+    b"NOOP x",
+    b"NOOP",  # Courier closes on the 10th refusal in a row (ViolationCounter)
+    b"LOGIN",
+    b"CAPABILITY x",
+]
+
+
+def _run_imaplogin(script: bytes, home: Path) -> bytes:
+    proc = subprocess.run(
+        [IMAPLOGIN, IMAPD, "Maildir"],
+        input=script,
+        capture_output=True,
+        cwd=home,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
+    return proc.stdout
+
+
+def test_before_login_we_refuse_what_imaplogin_refuses(tmp_path: Path) -> None:
+    require(IMAPLOGIN, "Courier's pre-login stage is the oracle")
+    script = b"".join(b"p%d %s\r\n" % (i, line) for i, line in enumerate(PREAUTH_CORPUS))
+    out = _run_imaplogin(script + b"z LOGOUT\r\n", tmp_path)
+    replies = {}
+    for line in out.split(b"\r\n"):
+        tag, _, rest = line.partition(b" ")
+        if tag[:1] == b"p" and tag[1:].isdigit():
+            replies[int(tag[1:])] = rest
+    assert len(replies) == len(PREAUTH_CORPUS), out
+    for i, line in enumerate(PREAUTH_CORPUS):
+        reader = CommandReader(state=State.NOT_AUTHENTICATED)
+        reader.receive_data(b"p " + line + b"\r\n")
+        ev = reader.next_event()
+        assert isinstance(ev, Command | BadCommand)
+        assert isinstance(ev, Command) == _courier_parsed(replies[i]), (line, replies[i], ev)
+        if isinstance(ev, BadCommand):
+            # the same text as Courier; BAD where Courier says NO (RFC 3501)
+            assert replies[i] == b"NO " + ev.message.encode()
+
+
+def test_huge_literal_before_login(tmp_path: Path) -> None:
+    """Courier does not answer ``LOGIN {4294967296}`` until the client sends
+    another line, which it then swallows (design.md §5); we answer at once."""
+    require(IMAPLOGIN, "Courier's pre-login stage is the oracle")
+    out = _run_imaplogin(b"a1 NOOP\r\na2 LOGIN {4294967296}\r\na3 NOOP\r\n", tmp_path)
+    assert b"a2 NO Error in IMAP command received by server." in out
+    assert b"a3 " not in out  # swallowed
+    reader = CommandReader(state=State.NOT_AUTHENTICATED)
+    reader.receive_data(b"a2 LOGIN {4294967296}\r\n")
+    ev = reader.next_event()
+    assert isinstance(ev, BadCommand) and ev.tag == "a2"
+    reader.receive_data(b"a3 NOOP\r\n")
+    assert reader.next_event().tag == "a3"
+
+
+def test_tenth_violation_in_a_row_closes(tmp_path: Path) -> None:
+    from courierpy.imap.errors import BadSyntax, ViolationCounter
+
+    require(IMAPLOGIN, "Courier's pre-login stage is the oracle")
+    script = b"".join(b"f%d FOO\r\n" % i for i in range(12))
+    out = _run_imaplogin(script, tmp_path)
+    counter = ViolationCounter()
+    ours = [counter.check(BadSyntax()).response(f"f{i}").to_bytes() for i in range(10)]
+    greeting_end = out.index(b"\r\n") + 2
+    # the one deliberate difference: BAD (RFC 3501) where Courier says NO
+    assert out[greeting_end:] == b"".join(ours).replace(b" BAD Error", b" NO Error")
+    assert b"f10 " not in out

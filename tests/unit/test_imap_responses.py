@@ -244,3 +244,23 @@ def test_literal_stream_is_sent_in_chunks(tmp_path) -> None:
         b"".join(iter_render(LiteralStream(size + 1, source)))
     with pytest.raises(ValueError):
         b"".join(iter_render(LiteralStream(size - 1, source)))
+
+
+def test_violation_counter_closes_on_the_tenth() -> None:
+    c = errors.ViolationCounter()
+    for _ in range(9):
+        assert isinstance(c.check(errors.UnknownCommand()), errors.UnknownCommand)
+    bye = c.check(errors.BadSyntax())
+    assert isinstance(bye, errors.TooManyViolations) and bye.fatal
+    assert bye.response("x").to_bytes() == (
+        b"* BYE [ALERT] Fatal error: TOO MANY CONSECUTIVE PROTOCOL VIOLATIONS: \r\n"
+    )
+    # an answer that is not "Error in IMAP command" starts the count again
+    c = errors.ViolationCounter()
+    for _ in range(5):
+        c.check(errors.BadSyntax())
+    c.check(errors.Nonexistent())
+    for _ in range(9):
+        assert not c.check(errors.BadSyntax()).fatal
+    c.check(None)
+    assert c.count == 0
