@@ -281,15 +281,19 @@ def test_concurrent_real_and_our_writers_on_one_folder(pair):
     require("/usr/bin/maildirkw")
     real, _ = pair
     n = 60
+    # Courier's own "maildirkw -L" fails now and then (exit 1, no message) when
+    # another process renames an update file under it, even with no tool of
+    # ours running (observed: it gives up where README.imapkeywords says to
+    # start again).  Its reads are not checked here; its writes are.
     script = (
-        "for i in $(seq 1 {n}); do"
-        " maildirkw {mode} M {who}$i {who}kw k$i; maildirkw -L M >/dev/null; done"
+        "set -e; for i in $(seq 1 {n}); do"
+        " maildirkw {mode} M {who}$i {who}kw k$i; maildirkw -L M >/dev/null || true; done"
     )
     procs = []
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     for who, mode in (("ra", ""), ("rb", "-a")):
         cmd = script.format(n=n, who=who, mode=mode)
-        procs.append(subprocess.Popen(["sh", "-c", cmd], cwd=real, env=env))
+        procs.append(subprocess.Popen(["sh", "-c", cmd], cwd=real, env=env, stderr=subprocess.PIPE))
     ours_code = (
         "import sys\n"
         "from courierpy.maildir import keywords as kw\n"
@@ -306,7 +310,8 @@ def test_concurrent_real_and_our_writers_on_one_folder(pair):
             subprocess.Popen([sys.executable, "-c", ours_code, who, mode], cwd=real, env=env)
         )
     for p in procs:
-        assert p.wait(timeout=120) == 0
+        err = p.communicate(timeout=120)[1]
+        assert p.returncode == 0, err
     want = sorted(
         f"{who}{i} {who}kw k{i}".encode()
         if f"{who}kw" < f"k{i}"
