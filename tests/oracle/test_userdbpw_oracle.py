@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import hmac
 import os
 import pty
@@ -447,3 +448,89 @@ def test_verify_agrees_with_libxcrypt_on_odd_stored_values():
         theirs = perl_crypt([(b"secret", stored.removeprefix("{CRYPT}"))])[0]
         libxcrypt_match = theirs == stored.removeprefix("{CRYPT}")
         assert verify("secret", stored) is libxcrypt_match, stored
+
+
+# -- the real authdaemond judges our hashes and CRAM secrets -----------------------
+
+
+def _auth_request(sock_path: Path, service: str, authtype: str, authdata: bytes) -> bytes:
+    import socket
+
+    body = f"{service}\n{authtype}\n".encode() + authdata
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(str(sock_path))
+        s.sendall(f"AUTH {len(body)}\n".encode() + body)
+        reply = b""
+        while not (reply.endswith(b"\n.\n") or reply == b"FAIL\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+def _login(sock: Path, user: str, password: bytes) -> bool:
+    reply = _auth_request(sock, "imap", "login", user.encode() + b"\n" + password + b"\n")
+    assert reply == b"FAIL\n" or reply.startswith(b"UID="), reply
+    return reply.startswith(b"UID=")
+
+
+def _cram(sock: Path, user: str, password: bytes, algo: str) -> bool:
+    challenge = b"<98765.4321@oracle.example>"
+    digest = hmac.new(password, challenge, algo).hexdigest()
+    data = base64.b64encode(challenge) + b"\n"
+    data += base64.b64encode(f"{user} {digest}".encode()) + b"\n"
+    reply = _auth_request(sock, "imap", f"cram-{algo}", data)
+    assert reply == b"FAIL\n" or reply.startswith(b"UID="), reply
+    return reply.startswith(b"UID=")
+
+
+def test_real_authdaemond_accepts_our_hashes_and_agrees_with_verify(tmp_path):
+    from tests.oracle.courier_auth import real_authdaemond, write_authdaemonrc
+
+    pw = "Pässwort-1".encode()
+    users: dict[str, str] = {}
+    for scheme in ("des", "md5-crypt", "md5-crypt-5", "{MD5}", "{MD5RAW}", "{SHA}", "{SSHA}",
+                   "{SHA256}", "{SHA512}"):  # fmt: skip
+        users[f"u{len(users)}"] = hash_password(pw, scheme)
+    users["sha256crypt"] = hash_password(pw, "sha256-crypt", rounds=1000)
+    users["sha512crypt"] = hash_password(pw, "sha512-crypt", rounds=1000)
+    users["bcrypt"] = hash_password(pw, "bcrypt", rounds=4)
+    users["cryptprefix"] = "{CRYPT}" + hash_password(pw, "md5-crypt")
+    users["lowerprefix"] = "{sha}" + hash_password(pw, "{SHA}")[5:]
+    # values Courier must reject although they "contain" the password
+    users["cleartext"] = pw.decode()
+    users["upperhex"] = "{MD5RAW}" + hashlib.md5(pw).hexdigest().upper()
+    users["longsalt"] = (
+        "{SSHA}" + base64.b64encode(hashlib.sha1(pw + b"12345678").digest() + b"12345678").decode()
+    )
+    etc = tmp_path / "etc"
+    write_authdaemonrc(etc)
+    home = tmp_path / "home"
+    home.mkdir()
+    lines = [
+        f"{name}\tuid=5000|gid=5000|home={home}|systempw={stored}\n"
+        for name, stored in users.items()
+    ]
+    secrets = {f"hmac-{a}pw": hmac_secret(pw, a) for a in ("md5", "sha1", "sha256")}
+    lines.append(
+        f"cram\tuid=5000|gid=5000|home={home}|"
+        + "|".join(f"{k}={v}" for k, v in secrets.items())
+        + "\n"
+    )
+    userdb = etc / "userdb"
+    userdb.write_text("".join(lines))
+    userdb.chmod(0o600)
+    with real_authdaemond(etc) as ns:
+        built = ns.run(["makeuserdb"])
+        assert built.returncode == 0, built.stderr
+        for name, stored in users.items():
+            courier_says = _login(ns.socket, name, pw)
+            assert courier_says is verify(pw, stored), (name, stored)
+            expected = name not in ("cleartext", "upperhex", "longsalt")
+            assert courier_says is expected, (name, stored)
+            assert _login(ns.socket, name, b"Q" + pw[1:]) is False  # DES reads 8 bytes
+        for algo in ("md5", "sha1", "sha256"):
+            assert _cram(ns.socket, "cram", pw, algo), algo
+            assert not _cram(ns.socket, "cram", pw + b"x", algo), algo
