@@ -12,6 +12,7 @@ Two mechanisms, as in Courier (README.sharedfolders):
   ``/etc/courier/shared/index``) lists accounts and account groups::
 
       account-line = name TAB uid TAB gid TAB home [TAB maildir [TAB options]]
+                     ; uid and gid numbers above 0, or the line is ignored
       group-line   = groupname TAB "*" TAB filename      ; in the same directory
       comment      = "#" ... / empty line
 
@@ -189,11 +190,16 @@ def parse_index(data: bytes) -> list[IndexAccount | IndexGroup]:
         fields = line.split("\t")
         if len(fields) >= 3 and fields[1] == "*" and fields[0] and fields[2]:
             out.append(IndexGroup(fields[0], fields[2]))
-        elif len(fields) >= 4 and fields[0]:
+        elif len(fields) >= 4 and fields[0] and _positive(fields[1]) and _positive(fields[2]):
             maildir = fields[4] if len(fields) > 4 else ""
             options = fields[5] if len(fields) > 5 else ""
             out.append(IndexAccount(fields[0], fields[1], fields[2], fields[3], maildir, options))
     return out
+
+
+def _positive(field: str) -> bool:
+    """Courier rejects an account line whose uid or gid is not a number above 0."""
+    return field.isdigit() and int(field) > 0
 
 
 def _options(options: str | dict[str, str]) -> dict[str, str]:

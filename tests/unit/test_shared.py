@@ -105,3 +105,8 @@ def test_account_line_without_maildir_defaults_to_home_maildir(tmp_path: Path):
     (entry,) = shared.parse_index(b"bob\t1\t2\t/home/bob\tmail/box\tsharedgroup=3\n")
     assert entry.maildir_path == Path("/home/bob/mail/box")
     assert entry.options == "sharedgroup=3"
+
+
+def test_account_lines_need_positive_uid_and_gid():
+    data = b"root\t0\t0\t/root\nx\tabc\t1\t/h\ny\t1\t-1\t/h\nok\t7\t8\t/h\n"
+    assert [e.name for e in shared.parse_index(data)] == ["ok"]
