@@ -88,3 +88,29 @@ def test_shared_folders_listed_as_we_predict(site: Path, munge: bool):
         if "\\Noselect" not in m.group(1):
             got.add(m.group(2).replace("\\\\", "\\"))
     assert got == want
+
+
+def test_sharable_maildirs_listed_as_we_predict(tmp_path: Path):
+    """Filesystem sharing: shared-maildirs nicknames as imapd's ``shared.`` namespace."""
+    maildirmake = require("/usr/bin/maildirmake")
+    pub = tmp_path / "pub"
+    subprocess.run([maildirmake, "-S", str(pub)], check=True)
+    subprocess.run([maildirmake, "-s", "write", "-f", "Weekly", str(pub)], check=True)
+    subprocess.run([maildirmake, "-s", "read", "-f", "Read.Only", str(pub)], check=True)
+    subprocess.run([maildirmake, str(tmp_path / "u")], check=True)
+    shared.add_shared_maildir(tmp_path / "u", "news", str(pub))
+    want = set()
+    for s in shared.shared_maildirs_for(tmp_path / "u"):  # and /etc/courier/maildirshared
+        for entry in Path(s.path).iterdir():
+            if entry.name.startswith(".") and (entry / "cur").is_dir():
+                want.add(f"shared.{s.nick}{entry.name}")
+    assert {"shared.news.Weekly", "shared.news.Read.Only"} <= want
+    with CourierImapd(tmp_path, maildir="u", user="u") as imap:
+        untagged, _ = imap.command('LIST "" "shared.*"')
+    got = {
+        m.group(2)
+        for line in untagged
+        if (m := re.match(r'\* LIST \(([^)]*)\) "\." "(.*)"$', line))
+        and "Noselect" not in m.group(1)
+    }
+    assert got == want
