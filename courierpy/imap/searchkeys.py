@@ -59,6 +59,7 @@ __all__ = [
     "Text",
     "UidKey",
     "parse_search",
+    "to_wire",
 ]
 
 MAX_DEPTH = 64
@@ -222,6 +223,54 @@ _DATE_KEYS = {
     "SENTON": ("ON", True),
     "SENTSINCE": ("SINCE", True),
 }
+
+
+_FLAG_WORDS = {
+    "\\Answered": "ANSWERED",
+    "\\Deleted": "DELETED",
+    "\\Draft": "DRAFT",
+    "\\Flagged": "FLAGGED",
+    "\\Recent": "RECENT",
+    "\\Seen": "SEEN",
+}
+_MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def to_wire(key: SearchKey, charset: str = "utf-8") -> bytes:
+    """Serialize a key tree back to SEARCH syntax (strings as astrings).
+
+    ``parse(to_wire(k)) == k`` for every tree the parser can produce, which
+    the tests check; useful for logs and for passing a search on (proxying).
+    """
+    from courierpy.imap.responses import astring
+
+    if isinstance(key, HasFlag):
+        word = _FLAG_WORDS.get(key.flag)
+        return word.encode() if word else b"KEYWORD " + key.flag.encode("ascii")
+    if isinstance(key, Header):
+        value = astring(key.value.encode(charset))
+        if key.field in _HEADER_KEYS:
+            return key.field.encode("ascii") + b" " + value
+        return b"HEADER " + astring(key.field.encode("latin-1")) + b" " + value
+    if isinstance(key, Text):
+        return key.where.encode("ascii") + b" " + astring(key.value.encode(charset))
+    if isinstance(key, DateKey):
+        d = key.date
+        word = ("SENT" if key.sent else "") + key.op
+        return f"{word} {d.day}-{_MONTH_NAMES[d.month - 1]}-{d.year:04d}".encode("ascii")
+    if isinstance(key, SizeKey):
+        return f"{key.op} {key.size}".encode("ascii")
+    if isinstance(key, SeqKey):
+        return key.seqset.to_wire()
+    if isinstance(key, UidKey):
+        return b"UID " + key.seqset.to_wire()
+    if isinstance(key, Not):
+        return b"NOT " + to_wire(key.key, charset)
+    if isinstance(key, Or):
+        return b"OR " + to_wire(key.left, charset) + b" " + to_wire(key.right, charset)
+    if not key.keys:
+        return b"ALL"
+    return b"(" + b" ".join(to_wire(k, charset) for k in key.keys) + b")"
 
 
 def check_charset(name: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from courierpy.imap.errors import BadCharset, BadSyntax
 from courierpy.imap.fetchatts import FetchNeeds
-from courierpy.imap.grammar import BadCommand, NeedContinuation
+from courierpy.imap.grammar import BadCommand, Command, NeedContinuation
 from courierpy.imap.searchkeys import (
     ALL,
     And,
@@ -21,9 +23,10 @@ from courierpy.imap.searchkeys import (
     SizeKey,
     Text,
     UidKey,
+    to_wire,
 )
 from courierpy.imap.seqset import SeqSet
-from tests.unit.test_imap_grammar import events
+from tests.unit.test_imap_grammar import events, feed
 
 D = dt.date(2024, 1, 2)
 
@@ -157,3 +160,55 @@ def test_nesting_is_bounded() -> None:
         parse(b"NOT " * 1000 + b"ALL")
     with pytest.raises(BadSyntax):
         parse(b"(" * 1000 + b"ALL" + b")" * 1000)
+
+
+# --- round trip: any key tree -> SEARCH syntax -> the same tree ------------
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_seqset = st.lists(st.tuples(st.integers(0, 99), st.integers(0, 99)), min_size=1, max_size=3).map(
+    lambda rs: SeqSet.parse(
+        ",".join(
+            ("*" if a == 0 else str(a)) + ("" if a == b else ":" + ("*" if b == 0 else str(b)))
+            for a, b in rs
+        ).encode()
+    )
+)
+_leaf = st.one_of(
+    st.just(ALL),
+    st.sampled_from(["\\Answered", "\\Deleted", "\\Draft", "\\Flagged", "\\Recent", "\\Seen"]).map(
+        HasFlag
+    ),
+    st.from_regex(r"[A-Za-z$][A-Za-z0-9_$.-]{0,8}", fullmatch=True).map(HasFlag),
+    st.builds(Header, st.sampled_from(["FROM", "TO", "CC", "BCC", "SUBJECT"]), _text),
+    st.builds(Header, st.from_regex(r"X-[A-Z0-9-]{1,8}", fullmatch=True), _text),
+    st.builds(Text, st.sampled_from(["BODY", "TEXT"]), _text),
+    st.builds(
+        DateKey,
+        st.sampled_from(["BEFORE", "ON", "SINCE"]),
+        st.dates(dt.date(1000, 1, 1), dt.date(9999, 12, 31)),
+        st.booleans(),
+    ),
+    st.builds(SizeKey, st.sampled_from(["LARGER", "SMALLER"]), st.integers(0, 4294967295)),
+    st.builds(SeqKey, _seqset),
+    st.builds(UidKey, _seqset),
+)
+_keys = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.builds(Not, inner),
+        st.builds(Or, inner, inner),
+        st.lists(inner, min_size=2, max_size=4).map(lambda ks: And(tuple(ks))),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_keys)
+def test_search_keys_round_trip(key) -> None:
+    wire = b"a SEARCH CHARSET UTF-8 " + to_wire(key) + b"\r\n"
+    for chunks in ([wire], [bytes([b]) for b in wire]):
+        evs = [e for e in feed(chunks) if isinstance(e, Command)]
+        assert len(evs) == 1, wire
+        assert evs[0].args.program.key == key, wire
