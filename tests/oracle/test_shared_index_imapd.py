@@ -114,3 +114,27 @@ def test_sharable_maildirs_listed_as_we_predict(tmp_path: Path):
         and "Noselect" not in m.group(1)
     }
     assert got == want
+
+
+def test_sharedgroup_option_selects_another_top_index(site: Path):
+    (site / "shared" / "index2").write_text("f\t*\tindexf\n")
+    top = shared.index_file_for("disableshared=0,sharedgroup=2", site / "shared" / "index")
+    assert top == site / "shared" / "index2"
+    index = shared.SharedIndex(top)
+    assert sorted(index.children()) == ["f"]
+    want = {
+        ".".join(["#shared", *path, "Sent"]) for path, _ in index.accounts() if path[-1] != "frank"
+    }
+    env = {
+        "IMAP_SHAREDINDEXFILE": str(site / "shared" / "index"),
+        "OPTIONS": "disableshared=0,sharedgroup=2",
+    }
+    with CourierImapd(site / "vmail", maildir="frank", user="frank", extra_env=env) as imap:
+        untagged, _ = imap.command('LIST "" "#shared.*"')
+    got = {
+        m.group(2)
+        for line in untagged
+        if (m := re.match(r'\* LIST \(([^)]*)\) "\." "(.*)"$', line))
+        and "Noselect" not in m.group(1)
+    }
+    assert got == want == {"#shared.f.first last.Sent"}
