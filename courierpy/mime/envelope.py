@@ -33,10 +33,14 @@ _SPECIALS = '()<>,;:@"'
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
+Token = tuple[str, str, int, int]  # kind, text, start, end (in the header text)
+
+
+def _tokenize(text: str) -> list[Token]:
     """Tokens of an address header: ('q', quoted inner), ('c', comment inner),
-    ('s', special), ('a', atom). White space separates and is dropped."""
-    out: list[tuple[str, str]] = []
+    ('s', special), ('a', atom), with their span. White space separates and is
+    dropped."""
+    out: list[Token] = []
     i = 0
     n = len(text)
     while i < n:
@@ -47,7 +51,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            out.append(("q", text[i + 1 : min(j, n)]))
+            out.append(("q", text[i + 1 : min(j, n)], i, min(j + 1, n)))
             i = j + 1
         elif ch == "(":
             depth = 1
@@ -62,16 +66,16 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
                     depth -= 1
                 j += 1
             inner_end = j - 1 if depth == 0 else n
-            out.append(("c", text[i + 1 : inner_end]))
+            out.append(("c", text[i + 1 : inner_end], i, min(j, n)))
             i = j
         elif ch in _SPECIALS:
-            out.append(("s", ch))
+            out.append(("s", ch, i, i + 1))
             i += 1
         else:
             j = i
             while j < n and text[j] not in _SPECIALS and text[j] not in " \t\r\n":
                 j += 1
-            out.append(("a", text[i:j]))
+            out.append(("a", text[i:j], i, j))
             i = j
     return out
 
@@ -80,34 +84,38 @@ def _unescape(text: str) -> str:
     return _QUOTED_PAIR.sub(r"\1", text) if "\\" in text else text
 
 
-def _phrase(tokens: list[tuple[str, str]]) -> str | None:
-    words = []
-    for kind, text in tokens:
-        if kind == "c":
-            words.append("(" + text + ")")
-        elif kind == "q":
-            if text:
-                words.append(_unescape(text))
-        else:
-            words.append(text)
-    name = " ".join(words)
-    return name or None
+def _phrase(text: str, tokens: list[Token]) -> str | None:
+    """The display name of ``phrase <addr>``, as Courier writes it.
+
+    Words and comments are joined by single spaces; a lone quoted string gives
+    its content; a phrase mixing quoted strings with words, or holding a dot,
+    is given as written (white space kept) less a leading and a trailing quote.
+    """
+    if not tokens:
+        return None
+    if len(tokens) == 1 and tokens[0][0] == "q":
+        return _unescape(tokens[0][1]) or None
+    if any(k == "q" or (k == "a" and "." in t) for k, t, _, _ in tokens):
+        raw = unfold_spaces(text[tokens[0][2] : tokens[-1][3]])
+        if raw.startswith('"'):
+            raw = raw[1:]
+        if raw.endswith('"'):
+            raw = raw[:-1]
+        return raw or None
+    words = ["(" + t + ")" if k == "c" else t for k, t, _, _ in tokens]
+    return " ".join(words) or None
 
 
-def _spec(tokens: list[tuple[str, str]]) -> str:
-    return "".join('"' + t + '"' if k == "q" else t for k, t in tokens if k != "c")
+def unfold_spaces(text: str) -> str:
+    """Header text with its line breaks removed (already unfolded here)."""
+    return text.replace("\r", "").replace("\n", "")
 
 
-def _mailbox(tokens: list[tuple[str, str]], angle: list[tuple[str, str]] | None) -> Address | None:
-    if angle is not None:
-        name = _phrase(tokens)
-        addr = _spec(angle)
-    else:
-        comments = [t for k, t in tokens if k == "c"]
-        name = comments[-1] if comments else None
-        addr = _spec(tokens)
-        if not addr:
-            return None
+def _spec(tokens: list[Token]) -> str:
+    return "".join('"' + t + '"' if k == "q" else t for k, t, _, _ in tokens if k != "c")
+
+
+def _split_address(name: str | None, addr: str) -> Address:
     adl = None
     if addr.startswith("@") and ":" in addr:
         adl, addr = addr.split(":", 1)
@@ -121,45 +129,57 @@ def parse_address_list(text: str) -> list[Address]:
     """Parse an address header value into ENVELOPE address tuples."""
     result: list[Address] = []
     tokens = _tokenize(text)
-    buf: list[tuple[str, str]] = []
-    angle: list[tuple[str, str]] | None = None
+    buf: list[Token] = []
+    phrase: list[Token] = []
+    angle: list[Token] | None = None
     in_group = False
 
     def flush() -> None:
-        nonlocal buf, angle
-        if buf or angle is not None:
-            mb = _mailbox(buf, angle)
-            if mb is not None:
-                result.append(mb)
+        nonlocal buf, angle, phrase
+        if angle is not None:
+            result.append(_split_address(_phrase(text, phrase), _spec(angle)))
+        elif buf:
+            words = [t for t in buf if t[0] != "c"]
+            comments = [t[1] for t in buf if t[0] == "c"]
+            name = comments[-1] if comments else None
+            if len(words) > 1 and not any(t[0] == "s" for t in words):
+                # Words with no "@" between them: each is an address of its own.
+                result.extend((None, None, w[1], "") for w in words)
+            elif words:
+                result.append(_split_address(name, _spec(words)))
         buf = []
+        phrase = []
         angle = None
 
     i = 0
     n = len(tokens)
     while i < n:
-        kind, tok = tokens[i]
-        if kind == "s" and tok == "<":
+        tok = tokens[i]
+        kind, val = tok[0], tok[1]
+        if kind == "s" and val == "<":
             j = i + 1
             inner = []
-            while j < n and tokens[j] != ("s", ">"):
+            while j < n and tokens[j][:2] != ("s", ">"):
                 inner.append(tokens[j])
                 j += 1
+            if angle is None:
+                phrase = list(buf)
             angle = (angle or []) + inner
             i = j + 1
             continue
-        if kind == "s" and tok == ",":
+        if kind == "s" and val == ",":
             flush()
-        elif kind == "s" and tok == ":" and not in_group and angle is None and buf:
-            result.append((None, None, _phrase(buf) or "", None))
+        elif kind == "s" and val == ":" and not in_group and angle is None and buf:
+            result.append((None, None, _phrase(text, buf) or "", None))
             buf = []
             in_group = True
-        elif kind == "s" and tok == ";":
+        elif kind == "s" and val == ";":
             flush()
             if in_group:
                 result.append((None, None, None, None))
                 in_group = False
         else:
-            buf.append((kind, tok))
+            buf.append(tok)
         i += 1
     flush()
     if in_group:
@@ -168,11 +188,11 @@ def parse_address_list(text: str) -> list[Address]:
 
 
 def _joined(hb: HeaderBlock, name: str) -> str | None:
-    values = [v for v in hb.get_all(name)]
+    """All occurrences of a field joined by "," (as Courier), ends stripped."""
+    values = hb.get_all_raw(name)
     if not values:
         return None
-    text = ", ".join(values)
-    return text or None
+    return ",".join(values).strip(" \t") or None
 
 
 @dataclass(frozen=True, slots=True)

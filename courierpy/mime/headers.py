@@ -86,9 +86,13 @@ class Field:
 
     def value(self, data) -> str:
         """The unfolded value (latin-1 text): line breaks removed, ends stripped."""
+        return self.raw_value(data).strip(" \t")
+
+    def raw_value(self, data) -> str:
+        """The value after the colon with line breaks removed, white space kept."""
         if self.colon < 0:
             return ""
-        return unfold(bytes(data[self.colon + 1 : self.end])).strip(" \t\r\n")
+        return unfold(bytes(data[self.colon + 1 : self.end]))
 
 
 def split_fields(data, start: int, end: int) -> list[Field]:
@@ -154,6 +158,10 @@ class HeaderBlock:
     def get_all(self, name: str) -> list[str]:
         """Every value of the field *name* (lower case), unfolded, in order."""
         return [f.value(self.data) for f in self._index.get(name, ())]
+
+    def get_all_raw(self, name: str) -> list[str]:
+        """Every value of the field *name*, unfolded but not stripped."""
+        return [f.raw_value(self.data) for f in self._index.get(name, ())]
 
     def get(self, name: str) -> str | None:
         """The first value of the field *name*, or None."""

@@ -86,12 +86,18 @@ def _encoded_word(text: str) -> str:
     return qs if len(qs) < len(b) else b
 
 
+def _needs_word(piece: str) -> bool:
+    # Non-ASCII text, and (once a header needs encoding at all) words holding
+    # a character that has a meaning inside encoded words or quoted strings.
+    return bool(piece) and (not piece.isascii() or any(c in piece for c in '"=?_'))
+
+
 def encode_8bit(text: str | None) -> str | None:
     """Header text (latin-1 code points = bytes) with 8-bit runs as RFC 2047 words.
 
     The bytes are read as UTF-8 (invalid sequences dropped); each run of words
     holding non-ASCII characters, with the white space between them, becomes
-    one encoded word, as Courier writes them.
+    one encoded word, as Courier writes them. Pure ASCII text is left alone.
     """
     if text is None or text.isascii():
         return text
@@ -102,15 +108,14 @@ def encode_8bit(text: str | None) -> str | None:
     n = len(pieces)
     while i < n:
         piece = pieces[i]
-        if piece and not piece.isascii() and i % 2 == 0:
+        if i % 2 == 0 and _needs_word(piece):
             j = i
-            # Extend over "white space, non-ASCII word" pairs.
+            # Extend over "white space, word to encode" pairs.
             while (
                 j + 2 < n
-                and pieces[j + 1].strip(" \t") == ""
                 and pieces[j + 1] != ""
-                and pieces[j + 2]
-                and not pieces[j + 2].isascii()
+                and pieces[j + 1].strip(" \t") == ""
+                and _needs_word(pieces[j + 2])
             ):
                 j += 2
             out.append(_encoded_word("".join(pieces[i : j + 1])))

@@ -431,3 +431,104 @@ def test_generated_messages_match_courier(tmp_path) -> None:
     assert not mismatches, "\n".join(
         f"{d!r}\nFETCH ({i})\n courier: {t!r}\n ours:    {o!r}" for d, i, t, o in mismatches[:4]
     )
+
+
+_NAMES = [
+    b"Alice",
+    b"Alice  B. Example",
+    b'"Doe, John"',
+    b'"quote \\" and \\\\ backslash"',
+    b'""',
+    b"=?UTF-8?B?w4lyaWM=?=",
+    b"J\xc3\xb6rg M\xc3\xbcller",
+    b'"Z\xc3\xbc"',
+    b"Name (comment)",
+    b"(leading comment) Name",
+    b"O'Brien",
+    b"a.b",
+]
+_SPECS = [
+    b"user@example.com",
+    b"first.last@sub.example.org",
+    b"nodomain",
+    b'"quoted local"@example.com',
+    b"user@[192.0.2.1]",
+    b"UPPER@EXAMPLE.COM",
+    b"caf\xc3\xa9@example.com",
+]
+
+
+def _address(rng) -> bytes:
+    spec = rng.choice(_SPECS)
+    style = rng.randrange(4)
+    if style == 0:
+        return spec
+    if style == 1:
+        return spec + b" (" + rng.choice([b"Comment Name", b"x", b"nested (c) c"]) + b")"
+    if style == 2:
+        return b"<" + spec + b">"
+    return rng.choice(_NAMES) + b" <" + spec + b">"
+
+
+def _address_list(rng) -> bytes:
+    seps = [b", ", b",", b" , ", b",\n  ", b", ,"]
+    out = _address(rng)
+    for _ in range(rng.randrange(3)):
+        out += rng.choice(seps) + _address(rng)
+    return out
+
+
+def _envelope_message(rng) -> bytes:
+    heads = []
+    for field in (b"From", b"Sender", b"Reply-To", b"To", b"Cc", b"Bcc"):
+        for _ in range(
+            rng.choice([0, 1, 1, 1, 2]) if field in (b"From", b"To") else rng.choice([0, 0, 1])
+        ):
+            heads.append(field + b": " + _address_list(rng))
+    subjects = [
+        b"plain subject",
+        b'with "quotes" and \\ backslash',
+        b"folded\n  over\n\tlines",
+        b"caf\xc3\xa9 cr\xc3\xa8me and more",
+        b"=?iso-8859-1?q?caf=E9?= encoded",
+        b"   spaced   ",
+        b"",
+        b"x" * 3000,
+        b"tab\there",
+    ]
+    for _ in range(rng.choice([0, 1, 1, 1, 2])):
+        heads.append(b"Subject: " + rng.choice(subjects))
+    for field, values in (
+        (b"Date", [b"Mon, 1 Jan 2024 10:00:00 +0000", b"garbage", b"  Tue, 2 Jan 2024 (comment)"]),
+        (b"Message-ID", [b"<a@b>", b"<a@b> trailing", b"no-brackets"]),
+        (b"In-Reply-To", [b"<x@y>", b"<x@y> <z@w>", b"\n <folded@x>"]),
+    ):
+        if rng.random() < 0.6:
+            heads.append(field + b": " + rng.choice(values))
+    rng.shuffle(heads)
+    return b"".join(h + b"\n" for h in heads) + b"\nbody\n"
+
+
+def test_generated_envelopes_match_courier(tmp_path) -> None:
+    import random
+
+    rng = random.Random(int(os.environ.get("MIME_ORACLE_SEED", "20241125")) + 1)
+    messages = [_envelope_message(rng) for _ in range(200)]
+    maildir = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    for i, data in enumerate(messages):
+        (maildir / "cur" / f"1700000000.M{i:04d}P1.env:2,S").write_bytes(data)
+    commands = [b"x EXAMINE INBOX"]
+    commands += [b"e%d FETCH %d (ENVELOPE)" % (n, n) for n in range(1, len(messages) + 1)]
+    answers = run_imapd(tmp_path, commands)
+    mismatches = []
+    for n, data in enumerate(messages, 1):
+        theirs = answers[b"e%d" % n]
+        theirs = theirs[: theirs.rindex(b"e%d " % n)]
+        ours = b"* %d FETCH (ENVELOPE " % n + envelope(parse(data).envelope) + b")\r\n"
+        if ours != theirs:
+            mismatches.append((data, theirs, ours))
+    assert not mismatches, f"{len(mismatches)} differ\n" + "\n".join(
+        f"{d!r}\n courier: {t!r}\n ours:    {o!r}" for d, t, o in mismatches[:5]
+    )

@@ -26,6 +26,12 @@ NIL = None
         ("alice@example.com", [(NIL, NIL, "alice", "example.com")]),
         ('"Alice A." <alice@example.com>', [("Alice A.", NIL, "alice", "example.com")]),
         ("Alice  Example <a@x>", [("Alice Example", NIL, "a", "x")]),
+        ("A\tB  (c)  C <a@x>", [("A B (c) C", NIL, "a", "x")]),
+        # Quoted strings mixed with words, or dots: as written, outer quotes dropped.
+        ('"A"  B <a@x>', [('A"  B', NIL, "a", "x")]),
+        ('A  "B" <a@x>', [('A  "B', NIL, "a", "x")]),
+        ("A  B. C <a@x>", [("A  B. C", NIL, "a", "x")]),
+        ("A B", [(NIL, NIL, "A", ""), (NIL, NIL, "B", "")]),
         ("<sender@x.org>", [(NIL, NIL, "sender", "x.org")]),
         ('"" <empty@x>', [(NIL, NIL, "empty", "x")]),
         ("nodomain", [(NIL, NIL, "nodomain", "")]),
@@ -104,7 +110,7 @@ def test_envelope_members() -> None:
     )
     env = Envelope.from_header(HeaderBlock(data))
     assert env.date == "Mon, 1 Jan 2024 10:00:00 +0000"
-    assert env.subject == "folded  subject, second"
+    assert env.subject == "folded  subject, second"  # joined by ",", then stripped
     assert env.from_ == env.sender == env.reply_to == (("A", NIL, "a", "x"),)
     assert env.to == ((NIL, NIL, "b", "y"),)
     assert env.cc == env.bcc == ()
@@ -114,6 +120,11 @@ def test_envelope_members() -> None:
         b'(("A" NIL "a" "x")) (("A" NIL "a" "x")) ((NIL NIL "b" "y")) NIL NIL "<p@x>" "<m@x>")'
     )
     assert Envelope.from_json(env.to_json()) == env
+
+
+def test_repeated_fields_join_with_a_comma_before_stripping() -> None:
+    env = Envelope.from_header(HeaderBlock(b"Subject:    a   \nSubject:    b   \n\n"))
+    assert env.subject == "a   ,    b"
 
 
 def test_envelope_of_empty_header() -> None:

@@ -49,6 +49,13 @@ def test_quote(value, wire: bytes) -> None:
         ("<\xc3\xa9@x>", "<=?utf-8?B?w6lAeA==?=>"),
         ("d\xc3\xa9sc", "=?utf-8?B?ZMOpc2M=?="),
         ("end \xff\xfe bad", "end  bad"),
+        (
+            '\xc3\xa9 a"b (c) d=e f?g h_i j,k l:m [o] \\p @q .r s;t ( ) " x',
+            "=?utf-8?B?w6kgYSJi?= (c) =?utf-8?B?ZD1lIGY/ZyBoX2k=?= j,k l:m [o] \\p @q .r s;t"
+            " ( ) =?utf-8?Q?=22?= x",
+        ),
+        ("a  \xc3\xa9  \xc3\xa9\t\xc3\xa9 b", "a  =?utf-8?B?w6kgIMOpCcOp?= b"),
+        ("\xc3\xa9 <n> a<b c>d <", "=?utf-8?B?w6k=?= <n> a<b c>d <"),
     ],
 )
 def test_encode_8bit_like_courier(text, encoded) -> None:
