@@ -275,7 +275,9 @@ def _verify_crypt(pw: bytes, stored: str) -> bool:
     if not stored or len(pw) >= CRYPT_MAX_PASSPHRASE:
         return False
     if stored.startswith("$1$"):
-        return _crypt_md5(pw, stored)
+        # libxcrypt, unlike Courier's own MD5-crypt, refuses salts outside its alphabet.
+        salt = stored[3:].split("$", 1)[0][:8]
+        return all(c in CRYPT_ALPHABET for c in salt) and _crypt_md5(pw, stored)
     if stored.startswith(("$5$", "$6$")):
         if not _sha_crypt_rounds_ok(stored):
             return False

@@ -34,6 +34,7 @@ from authdaemon.passwords import (
     cram_verify,
     hash_password,
     hmac_secret,
+    md5_crypt_hash,
     verify,
 )
 from tests.support import REPO, require
@@ -206,23 +207,26 @@ def pty_session(
     try:
         deadline = time.monotonic() + 20
 
+        open_fds = {out_r, err_r, master}
+
         def pump(until) -> None:
-            while not until():
+            """Read everything that arrives until *until()* holds or both pipes end."""
+            while not until() and open_fds & {out_r, err_r}:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"timed out; stderr so far {bytes(err)!r}")
-                ready, _, _ = select.select([out_r, err_r, master], [], [], min(left, 0.5))
+                ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.5))
                 for fd in ready:
                     try:
                         chunk = os.read(fd, 65536)
-                    except OSError:
+                    except OSError:  # the pty master reports EIO once the child is gone
                         chunk = b""
-                    if fd == out_r:
+                    if not chunk:
+                        open_fds.discard(fd)
+                    elif fd == out_r:
                         out.extend(chunk)
                     elif fd == err_r:
                         err.extend(chunk)
-                    if not chunk and fd != master:
-                        return
 
         prompts = 0
         for data in inputs:
@@ -230,7 +234,7 @@ def pty_session(
             pump(lambda n=prompts: err.count(b"password: ") + err.count(b"Password: ") >= n)
             time.sleep(0.05)  # let it reach read() after writing the prompt
             os.write(master, data)
-        pump(lambda: False)  # until stdout closes
+        pump(lambda: False)  # until stdout and stderr both close
         _, status = os.waitpid(pid, 0)
     finally:
         if status is None:
@@ -499,6 +503,9 @@ def test_real_authdaemond_accepts_our_hashes_and_agrees_with_verify(tmp_path):
     users["bcrypt"] = hash_password(pw, "bcrypt", rounds=4)
     users["cryptprefix"] = "{CRYPT}" + hash_password(pw, "md5-crypt")
     users["lowerprefix"] = "{sha}" + hash_password(pw, "{SHA}")[5:]
+    # Courier's own MD5-crypt takes any salt; through {CRYPT} libxcrypt refuses it
+    users["oddsalt"] = md5_crypt_hash(pw, b"ab!d")
+    users["oddsaltcrypt"] = "{CRYPT}" + users["oddsalt"]
     # values Courier must reject although they "contain" the password
     users["cleartext"] = pw.decode()
     users["upperhex"] = "{MD5RAW}" + hashlib.md5(pw).hexdigest().upper()
@@ -528,7 +535,7 @@ def test_real_authdaemond_accepts_our_hashes_and_agrees_with_verify(tmp_path):
         for name, stored in users.items():
             courier_says = _login(ns.socket, name, pw)
             assert courier_says is verify(pw, stored), (name, stored)
-            expected = name not in ("cleartext", "upperhex", "longsalt")
+            expected = name not in ("cleartext", "upperhex", "longsalt", "oddsaltcrypt")
             assert courier_says is expected, (name, stored)
             assert _login(ns.socket, name, b"Q" + pw[1:]) is False  # DES reads 8 bytes
         for algo in ("md5", "sha1", "sha256"):

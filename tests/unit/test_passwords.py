@@ -273,6 +273,13 @@ def test_long_passwords_follow_libxcrypt_and_courier():
     assert verify(b"w" * 511, des) and not verify(b"w" * 512, des)
 
 
+def test_md5_crypt_salt_outside_the_alphabet():
+    # Courier's own MD5-crypt takes any salt; crypt(3) (reached through {CRYPT}) does not.
+    stored = passwords.md5_crypt_hash(b"secret", b"ab!d")
+    assert verify("secret", stored)
+    assert not verify("secret", "{CRYPT}" + stored)
+
+
 def test_rounds_are_honoured():
     assert hash_password("pw", "sha256-crypt", rounds=1000).startswith("$5$rounds=1000$")
     assert hash_password("pw", "sha512-crypt", rounds=2000).startswith("$6$rounds=2000$")
