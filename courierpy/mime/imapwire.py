@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from courierpy.errors import CourierError
 from courierpy.mime.envelope import Address, Envelope
@@ -34,6 +35,8 @@ from courierpy.mime.tree import Part, parse
 
 __all__ = [
     "BadSection",
+    "MessageWire",
+    "message_wire",
     "Section",
     "SectionData",
     "body",
@@ -485,7 +488,21 @@ def open_message(path: str | os.PathLike):
             m.close()
 
 
-def message_wire(data) -> tuple[Part, bytes, bytes, bytes, int]:
-    """Parse *data* once: (tree, ENVELOPE, BODYSTRUCTURE, BODY, RFC822.SIZE)."""
+class MessageWire(NamedTuple):
+    """What a metadata cache keeps per message: the tree (for sections) and the
+    FETCH items that depend only on the message's bytes."""
+
+    tree: Part
+    envelope: bytes
+    bodystructure: bytes
+    body: bytes
+    rfc822_size: int
+
+
+def message_wire(data) -> MessageWire:
+    """Parse *data* once and render ENVELOPE, BODYSTRUCTURE, BODY and RFC822.SIZE."""
     tree = parse(data)
-    return tree, envelope(tree.envelope), bodystructure(tree), body(tree), tree.total_size  # type: ignore[arg-type]
+    assert tree.envelope is not None
+    return MessageWire(
+        tree, envelope(tree.envelope), bodystructure(tree), body(tree), tree.total_size
+    )

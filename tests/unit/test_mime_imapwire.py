@@ -245,3 +245,21 @@ def test_sections_from_a_file_equal_sections_from_bytes(tmp_path) -> None:
                 got = fetch_section_from_file(path, cached, section, partial)
                 assert got.size == want.size, (name, spec, partial)
                 assert got.read() == want.read(), (name, spec, partial)
+
+
+def test_message_wire_and_limits() -> None:
+    from courierpy.mime.imapwire import message_wire
+    from courierpy.mime.tree import MAX_DEPTH, MAX_PARTS
+
+    w = message_wire(CORPUS["plain"])
+    assert w.bodystructure == bodystructure(w.tree) and w.rfc822_size == w.tree.total_size
+    many = (
+        b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+        + b"--b\n\nx\n" * (MAX_PARTS + 50)
+        + b"--b--\n"
+    )
+    assert sum(1 for _ in parse(many).walk()) == MAX_PARTS
+    deep = b"MIME-Version: 1.0\n" + b"Content-Type: message/rfc822\n\nMIME-Version: 1.0\n" * (
+        MAX_DEPTH + 20
+    )
+    assert sum(1 for _ in parse(deep).walk()) == MAX_DEPTH + 1
