@@ -263,20 +263,44 @@ def import_mbox(
     quoting: str,
     totals: Totals,
     progress=None,
+    *,
+    subscribe: bool = True,
 ) -> None:
-    from courierpy.maildir import create, folders
+    """Deliver every message of the mbox *path* into *folder* (None: INBOX) of *maildir*.
+
+    A missing folder is created (and subscribed to, with *subscribe*).  The
+    quota file, if there is one, gets one ``maildirsize`` line for what was
+    delivered (as deliverquota would, but without refusing anything: an
+    import is the administrator's decision), also when it stops half-way.
+    """
+    from courierpy.maildir import create, folders, quota, subscriptions
 
     target = maildir if folder is None else Path(folders.folder_path(maildir, folder))
     if folder is not None and not target.is_dir():
         folders.create_folder(maildir, folder)
-    with open(path, "rb") as f:
-        for msg in split_mbox(_lines(f, progress), str(path), quoting):
-            subdir = "cur" if (msg.old or msg.flags) else "new"
-            create.deliver(
-                target, io.BytesIO(msg.content), flags=msg.flags, mtime=msg.mtime, subdir=subdir
-            )
-            totals.messages += 1
-            totals.bytes += len(msg.content)
+        if subscribe:
+            subscriptions.subscribe(maildir, "INBOX." + folder)
+    nbytes = count = 0
+    try:
+        with open(path, "rb") as f:
+            for msg in split_mbox(_lines(f, progress), str(path), quoting):
+                subdir = "cur" if (msg.old or msg.flags) else "new"
+                create.deliver(
+                    target,
+                    io.BytesIO(msg.content),
+                    flags=msg.flags,
+                    mtime=msg.mtime,
+                    subdir=subdir,
+                )
+                if "T" not in msg.flags:  # Courier's quota leaves out mail flagged T (deleted)
+                    nbytes += len(msg.content)
+                    count += 1
+                totals.messages += 1
+                totals.bytes += len(msg.content)
+    finally:
+        # Trash does not count towards the quota (README.maildirquota).
+        if count and folder != "Trash":
+            quota.add_delta(maildir, nbytes, count)
     totals.files += 1
     totals.folders.add(folder or "INBOX")
 
@@ -291,8 +315,20 @@ def import_mbox(
     help="How '>From ' lines in bodies are unquoted.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
+@click.option(
+    "--subscribe/--no-subscribe",
+    default=True,
+    show_default=True,
+    help="Subscribe to the folders the import creates.",
+)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def main(folder: str | None, quoting: str, progress: bool | None, paths: tuple[Path, ...]) -> None:
+def main(
+    folder: str | None,
+    quoting: str,
+    progress: bool | None,
+    subscribe: bool,
+    paths: tuple[Path, ...],
+) -> None:
     """Import MBOX files (or directory trees of them) into the Maildir++ MAILDIR.
 
     Usage: mbox2maildir [--folder NAME] MBOX... MAILDIR
@@ -330,10 +366,10 @@ def main(folder: str | None, quoting: str, progress: bool | None, paths: tuple[P
                 length=total_size, label="Importing", file=sys.stderr, show_pos=False
             ) as bar:
                 for path, target in todo:
-                    import_mbox(path, maildir, target, quoting, totals, bar)
+                    import_mbox(path, maildir, target, quoting, totals, bar, subscribe=subscribe)
         else:
             for path, target in todo:
-                import_mbox(path, maildir, target, quoting, totals)
+                import_mbox(path, maildir, target, quoting, totals, subscribe=subscribe)
     except MboxError as e:
         click.echo(f"mbox2maildir: {e}", err=True)
         _summary(totals)

@@ -150,3 +150,22 @@ def test_missing_inputs(tmp_path: Path, maildir: Path):
     assert p.returncode == 66 and "not a maildir" in p.stderr
     p = run(str(mbox))
     assert p.returncode == 2  # click usage error
+
+
+def test_quota_file_and_subscriptions_follow_the_import(tmp_path: Path, maildir: Path):
+    from courierpy.maildir import quota, subscriptions
+
+    quota.set_quota(maildir, "100000000S,100000C")
+    a = tmp_path / "a"
+    a.write_bytes(write_mboxrd(generate(seed=8, count=40)))
+    assert run(str(a), str(maildir)).returncode == 0
+    assert run("--folder", "Old.2020", str(a), str(maildir)).returncode == 0
+    assert run("--no-subscribe", "--folder", "Quiet", str(a), str(maildir)).returncode == 0
+    assert subscriptions.read(maildir) == ["INBOX.Old.2020"]
+    lines = (maildir / "maildirsize").read_text().splitlines()
+    assert len(lines) == 1 + 1 + 3  # quota, initial count, one line per import
+    usage = quota.read_usage(maildir)
+    assert not usage.recalculated
+    fresh = quota.recalculate(maildir, usage.spec)
+    assert (usage.bytes, usage.count) == (fresh.bytes, fresh.count)
+    assert usage.count > 0
