@@ -238,7 +238,7 @@ class _Seen:
     plain: bool = False
     versions: list[int] = field(default_factory=list)
 
-    def winner(self, base: str, t_next: int) -> str:
+    def winner(self, base: str) -> str:
         if self.plain:
             return base
         return f".{max(self.versions)}.{base}"
@@ -335,7 +335,7 @@ def _load_once(
     plain_files: list[str] = []
     for base in order:
         entry = seen[base]
-        data = _read_file(kwdir / entry.winner(base, t + 1))
+        data = _read_file(kwdir / entry.winner(base))
         if data is None:
             raise _Restart
         kws = spelling.normalize(parse_update(data))
