@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: invalid argument.\n")
         sys.stderr.flush()
         return 1
+    if sys.stdin is None:  # started with standard input closed: nothing to read
+        return 1
     stdin = sys.stdin.buffer
     if _is_terminal(stdin.fileno()):
         password = _ask_on_terminal(stdin)

@@ -541,3 +541,15 @@ def test_real_authdaemond_accepts_our_hashes_and_agrees_with_verify(tmp_path):
         for algo in ("md5", "sha1", "sha256"):
             assert _cram(ns.socket, "cram", pw, algo), algo
             assert not _cram(ns.socket, "cram", pw + b"x", algo), algo
+
+
+def test_closed_stdin_like_courier():
+    def close_stdin() -> None:
+        os.close(0)
+
+    real = subprocess.run(
+        ["userdbpw"], executable=require(REAL), capture_output=True, preexec_fn=close_stdin
+    )
+    ours = subprocess.run([*OURS], cwd=REPO, capture_output=True, preexec_fn=close_stdin)
+    assert (real.returncode, real.stdout, real.stderr) == (1, b"", b"")
+    assert (ours.returncode, ours.stdout, ours.stderr) == (1, b"", b"")
