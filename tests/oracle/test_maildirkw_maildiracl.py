@@ -322,3 +322,19 @@ def test_concurrent_real_and_our_writers_on_one_folder(pair):
     assert _listing(["maildirkw"], real) == want
     assert _listing(OUR_KW, real) == want
     assert list((real / "M" / "tmp").iterdir()) == []
+
+
+def test_our_lock_holds_off_courier_maildirkw_l(pair):
+    """IMAP_USELOCKS compatibility: Courier's maildirkw -l waits for our tmp/courier.lock."""
+    from courierpy.maildir import keywords
+
+    real_kw = require("/usr/bin/maildirkw")
+    real, _ = pair
+    with keywords.FolderLock(real / "M"):
+        p = subprocess.Popen([real_kw, "-l", "M", "1000.M1P1.host,S=3", "locked"], cwd=real)
+        time.sleep(0.5)
+        assert p.poll() is None  # still waiting for the lock
+        assert not (real / "M" / "courierimapkeywords" / "1000.M1P1.host,S=3").exists()
+    assert p.wait(timeout=30) == 0
+    assert _listing(OUR_KW, real) == [b"1000.M1P1.host,S=3 locked"]
+    assert not (real / "M" / "tmp" / "courier.lock").exists()
