@@ -24,7 +24,7 @@ ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 # -- concurrency -----------------------------------------------------------------
 
-def _deliverer(md: str, who: int, until: float, out: str) -> None:
+def _deliverer(md: str, who: int, until: float, out: str, pause: float = 0.0) -> None:
     m = store.Maildir(md)
     ids = []
     n = 0
@@ -33,10 +33,11 @@ def _deliverer(md: str, who: int, until: float, out: str) -> None:
         m.deliver(f"X-Id: {ident}\n\nbody\n".encode(), subdir="new", enforce_quota=False)
         ids.append(ident)
         n += 1
+        time.sleep(pause)
     Path(out).write_text(json.dumps(ids))
 
 
-def _flagger(md: str, seed: int, until: float, out: str) -> None:
+def _flagger(md: str, seed: int, until: float, out: str, pause: float = 0.0) -> None:
     rnd = random.Random(seed)
     m = store.Maildir(md)
     seen = []
@@ -48,6 +49,7 @@ def _flagger(md: str, seed: int, until: float, out: str) -> None:
                 m.set_flags(x.basename, "".join(rnd.sample("DFRST", rnd.randint(0, 3))))
             except store.MessageGone:
                 pass
+        time.sleep(pause)
     Path(out).write_text(json.dumps(seen))
 
 
