@@ -64,7 +64,7 @@ def find_header_end(data, start: int = 0, end: int | None = None) -> tuple[int, 
     # boundary; when the header's last line is followed right there by that
     # break, the two form an empty line and the header counts as ended (as in
     # Courier), with an empty body.
-    if end > start and data[end - 1 : end] == b"\n":
+    if end == start or data[end - 1 : end] == b"\n":
         after = data[end : end + 2]
         if after[:1] == b"\n" or after == b"\r\n":
             return end, end, True

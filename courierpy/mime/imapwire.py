@@ -362,6 +362,16 @@ def _header_text(data, ent: Part, keep) -> bytes:
     return b"".join(out)
 
 
+def _raw_header(raw: bytes, ent: Part) -> bytes:
+    """BODY[HEADER] of *ent*: its header block as stored, in CRLF form. A block
+    ended by the line break that belongs to the next boundary (so it holds no
+    empty line itself) gets its empty line here."""
+    out = _to_crlf(raw)
+    if ent.terminated and ent.body_start == ent.header_end:
+        out += b"\r\n"
+    return out
+
+
 def _slice(whole: bytes, partial: tuple[int, int | None] | None) -> bytes:
     if partial is None:
         return whole
@@ -386,7 +396,7 @@ def _plan(tree: Part, section: Section):
         negate = kind == "HEADER.FIELDS.NOT"
         return ("header", ent, lambda n: (n in wanted) != negate)
     if kind == "HEADER":
-        return ("range", ent.header_start, ent.body_start, ent.header_size)
+        return ("raw_header", ent)
     if kind == "TEXT" or section.path:
         return ("range", ent.body_start, ent.end, ent.size)
     return ("range", ent.header_start, ent.end, ent.header_size + ent.size)
@@ -426,6 +436,9 @@ def fetch_section(
         return SectionData(0, [])
     if plan[0] == "header":
         return _small(_header_text(data, plan[1], plan[2]), partial)
+    if plan[0] == "raw_header":
+        ent = plan[1]
+        return _small(_raw_header(bytes(data[ent.header_start : ent.body_start]), ent), partial)
     _, start, end, size = plan
     size, skip, limit = _window(size, partial)
     if size == 0:
@@ -449,13 +462,16 @@ def fetch_section_from_file(
     plan = _plan(tree, section)
     if plan[0] == "none":
         return SectionData(0, [])
-    if plan[0] == "header":
+    if plan[0] in ("header", "raw_header"):
         ent = plan[1]
         with open(path, "rb") as f:
             f.seek(ent.header_start)
-            head = f.read(ent.header_end - ent.header_start)
+            head = f.read(ent.body_start - ent.header_start)
+        if plan[0] == "raw_header":
+            return _small(_raw_header(head, ent), partial)
         # Re-base the entity on the bytes just read (offsets relative to them).
-        local = Part(0, len(head), len(head), len(head), ent.terminated)
+        fields_end = ent.header_end - ent.header_start
+        local = Part(0, fields_end, fields_end, fields_end, ent.terminated)
         return _small(_header_text(head, local, plan[2]), partial)
     _, start, end, size = plan
     size, skip, limit = _window(size, partial)

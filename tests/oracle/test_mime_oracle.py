@@ -22,6 +22,7 @@ hundreds of pipelined commands in one go.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -117,11 +118,14 @@ KNOWN_DIFFERENCES: dict[str, list[tuple[bytes, bytes]]] = {
         (b"{2}\r\n\n\r", b"{1}\r\n\n"),
     ],
     # "Headers without an empty line"
+    "empty_parts": [
+        (b"BODY[2.HEADER] {1}\r\n\r BODY", b"BODY[2.HEADER] {2}\r\n\r\n BODY"),
+    ],
     "header_only": [
         (b'"8bit" 1 0', b'"8bit" 0 0'),
         (
-            b"{40}\r\nSubject: header only\r\nFrom: a@b.example\r)",
-            b"{41}\r\nSubject: header only\r\nFrom: a@b.example\r\n)",
+            b"{40}\r\nSubject: header only\r\nFrom: a@b.example\r",
+            b"{41}\r\nSubject: header only\r\nFrom: a@b.example\r\n",
         ),
         (
             b"{35}\r\nct: header only\r\nFrom: a@b.example\r)",
@@ -213,7 +217,11 @@ def fetch_items(tree: Part, multipart_bodies: bool = True) -> list[str]:
             continue
         items.append(f"BODY.PEEK[{p}] BODY.PEEK[{p}.MIME]")
         items.append(f"BODY.PEEK[{p}]<2.5>")
-        if ent.message is not None:
+        if ent.message is None:
+            # Not an encapsulated message: Courier gives the part's own header
+            # (all of it) and body.
+            items.append(f"BODY.PEEK[{p}.HEADER] BODY.PEEK[{p}.TEXT]")
+        else:
             items.append(
                 f"BODY.PEEK[{p}.HEADER] BODY.PEEK[{p}.TEXT] BODY.PEEK[{p}.HEADER.FIELDS (Subject)]"
             )
@@ -401,6 +409,31 @@ def _generate(rng, depth: int = 0) -> bytes:
     return b"".join(h + b"\n" for h in heads) + b"\n" + body
 
 
+_HEADER_LITERAL = re.compile(rb"BODY\[([0-9.]+)HEADER\] \{(\d+)\}\r\n")
+
+
+def undo_truncated_blank_line(response: bytes) -> bytes:
+    """Courier's BODY[n.HEADER] of a part whose header is ended by the next
+    boundary's line break stops one byte short, inside the empty line
+    ("...\\r\\n\\r"); docs/differences.md "Parts end before the boundary's line
+    break". Complete exactly those literals; leave everything else alone."""
+    out = b""
+    pos = 0
+    for m in _HEADER_LITERAL.finditer(response):
+        if m.start() < pos:
+            continue
+        size = int(m.group(2))
+        body_start = m.end()
+        payload = response[body_start : body_start + size]
+        out += response[pos : m.start()]
+        if payload == b"\r" or payload.endswith(b"\r\n\r"):
+            out += b"BODY[%sHEADER] {%d}\r\n" % (m.group(1), size + 1) + payload + b"\n"
+        else:
+            out += response[m.start() : body_start + size]
+        pos = body_start + size
+    return out + response[pos:]
+
+
 def test_generated_messages_match_courier(tmp_path) -> None:
     import random
 
@@ -424,7 +457,7 @@ def test_generated_messages_match_courier(tmp_path) -> None:
     mismatches = []
     for tag, n, data, tree, items in plan:
         theirs = answers[tag]
-        theirs = theirs[: theirs.rindex(tag + b" ")]
+        theirs = undo_truncated_blank_line(theirs[: theirs.rindex(tag + b" ")])
         ours = render(n, data, tree, items)
         if ours != theirs:
             mismatches.append((data, items, theirs, ours))
@@ -531,4 +564,15 @@ def test_generated_envelopes_match_courier(tmp_path) -> None:
             mismatches.append((data, theirs, ours))
     assert not mismatches, f"{len(mismatches)} differ\n" + "\n".join(
         f"{d!r}\n courier: {t!r}\n ours:    {o!r}" for d, t, o in mismatches[:5]
+    )
+
+
+def test_undo_truncated_blank_line_touches_only_that_case() -> None:
+    courier = (
+        b"* 1 FETCH (BODY[2.HEADER] {5}\r\nA:\r\n\r BODY[1.HEADER] {1}\r\n\r"
+        b" BODY[3.HEADER] {6}\r\nA:\r\n\r\n BODY[4] {3}\r\nx\r\r)\r\n"
+    )
+    assert undo_truncated_blank_line(courier) == (
+        b"* 1 FETCH (BODY[2.HEADER] {6}\r\nA:\r\n\r\n BODY[1.HEADER] {2}\r\n\r\n"
+        b" BODY[3.HEADER] {6}\r\nA:\r\n\r\n BODY[4] {3}\r\nx\r\r)\r\n"
     )

@@ -48,7 +48,12 @@ def test_find_header_end_stays_inside_its_region() -> None:
     data = b"xxA: 1\n\nbody\nyy"
     assert find_header_end(data, 2, 6) == (6, 6, False)
     assert find_header_end(data, 2, 8) == (7, 8, True)
-    assert find_header_end(b"ab\n\ncd", 2, 2) == (2, 2, False)
+    # An empty region, or one ending in a line break, right before a line break
+    # (the next boundary's): that break ends the header.
+    assert find_header_end(b"ab\n\ncd", 2, 2) == (2, 2, True)
+    assert find_header_end(b"ab\n\ncd", 1, 1) == (1, 1, False)
+    assert find_header_end(b"A: 1\n\n--b", 0, 5) == (5, 5, True)
+    assert find_header_end(b"A: 1\n--b", 0, 4) == (4, 4, False)
 
 
 def test_split_fields_folding_and_junk() -> None:
