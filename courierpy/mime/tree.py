@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from courierpy.mime.envelope import Envelope
 from courierpy.mime.headers import HeaderBlock, count_crlf_size
 
-__all__ = ["MAX_DEPTH", "MAX_PARTS", "Part", "parse", "parse_params"]
+__all__ = ["MAX_DEPTH", "MAX_PARTS", "Part", "decode_params", "parse", "parse_params"]
 
 #: Nesting deeper than this (multipart or message/rfc822) is treated as a leaf.
 MAX_DEPTH = 100
@@ -206,6 +206,75 @@ def parse_params(text: str) -> tuple[str, Params]:
             params.append((name, value))
         i = k + 1
     return head, tuple(params)
+
+
+def decode_params(params: Params) -> dict[str, str]:
+    """Parameters with RFC 2231 continuations joined and charsets decoded.
+
+    ``name*0="long" name*1="name.txt"`` gives ``{"name": "longname.txt"}``;
+    ``x*=utf-8''%C3%A9`` gives ``{"x": "é"}``. For display and SEARCH; the wire
+    form (Courier's) reports parameters undecoded. Plain 8-bit values are read
+    as UTF-8. Never raises.
+    """
+    plain: dict[str, str] = {}
+    pieces: dict[str, list[tuple[int, bool, str]]] = {}
+    for name, value in params:
+        base, star, rest = name.partition("*")
+        if not star:
+            plain.setdefault(name, value)
+            continue
+        extended = rest.endswith("*") or rest == ""
+        index = rest.rstrip("*")
+        if not index:
+            num = 0
+        elif index.isdigit():
+            num = int(index)
+        else:
+            continue
+        pieces.setdefault(base, []).append((num, extended, value))
+    result = {k: _text(v.encode("latin-1", "replace"), "utf-8") for k, v in plain.items()}
+    for base, segs in pieces.items():
+        segs.sort(key=lambda t: t[0])
+        charset = "utf-8"
+        raw = b""
+        for i, (_num, extended, value) in enumerate(segs):
+            if extended:
+                if i == 0 and value.count("'") >= 2:
+                    cs, _lang, value = value.split("'", 2)
+                    charset = cs or charset
+                raw += _percent_decode(value)
+            else:
+                raw += value.encode("latin-1", "replace")
+        result[base] = _text(raw, charset)
+    return result
+
+
+def _percent_decode(value: str) -> bytes:
+    out = bytearray()
+    data = value.encode("latin-1", "replace")
+    i = 0
+    while i < len(data):
+        if data[i] == 0x25 and _ishex(data[i + 1 : i + 3]):
+            out.append(int(data[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(data[i])
+            i += 1
+    return bytes(out)
+
+
+def _ishex(b: bytes) -> bool:
+    return len(b) == 2 and all(c in b"0123456789abcdefABCDEF" for c in b)
+
+
+def _text(raw: bytes, charset: str) -> str:
+    try:
+        return raw.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
 
 
 class _Budget:

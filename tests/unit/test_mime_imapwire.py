@@ -366,3 +366,23 @@ def test_golden_envelope_and_bodystructure(name: str) -> None:
 
     wire = message_wire(CORPUS[name])
     assert (wire.envelope, wire.bodystructure) == GOLDEN[name]
+
+
+def test_decode_params_rfc2231() -> None:
+    from courierpy.mime.tree import decode_params
+
+    tree = parse(CORPUS["params_2231"])
+    assert decode_params(tree.params) == {"name": "longname.txt", "x": "é", "quoted": 'a "q" b'}
+    assert decode_params(tree.disposition_params) == {"filename": "a b"}
+    # RFC 2231 §4.1's example, with an unknown charset falling back.
+    assert decode_params(
+        (
+            ("title*0*", "us-ascii'en'This%20is%20even%20more%20"),
+            ("title*1*", "%2A%2A%2Afun%2A%2A%2A%20"),
+            ("title*2", "isn't it!"),
+            ("t*", "x-unknown''caf%C3%A9"),
+            ("bad*zz", "ignored"),
+            ("pct*", "''100%"),
+        )
+    ) == {"title": "This is even more ***fun*** isn't it!", "t": "café", "pct": "100%"}
+    assert decode_params((("n", "caf\xc3\xa9"),)) == {"n": "café"}
