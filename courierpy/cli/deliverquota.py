@@ -15,8 +15,8 @@ that quota first (like ``maildirmake -q``). ``-w N``: once the delivery leaves
 the Maildir at least N% full, a copy of the warning message (``-W file``, else
 ``quotawarnmsg`` in the configuration directory) is put in new/ with ``Date:``
 and ``Message-Id:`` added, at most once every 24 hours (the ``quotawarn``
-file's time records the last one). ``MAILDIRQUOTA`` in the environment
-overrides the maildirsize quota, as in Courier.
+file's time records the last one). Like Courier's, it ignores
+``MAILDIRQUOTA``: the quota is the one in ``maildirsize`` (or the argument).
 """
 
 from __future__ import annotations
@@ -62,7 +62,13 @@ def _check_maildir(maildir: Path) -> int:
 
 
 def _warn(maildir: Path, percent: int, warnfile: Path, env_quota: str | None) -> None:
-    usage = quota.read_usage(maildir, env_quota=env_quota, warn_percent=percent)
+    """Deliver the quota warning if due (the rules observed on Courier's deliverquota).
+
+    The warning goes to the top Maildir through the quota check like any
+    message: if it fits, its maildirsize line is appended; if it does not, it is
+    delivered all the same (after the recount the check may cause) with no line.
+    """
+    usage = quota.read_usage(maildir, env_quota=env_quota)
     if usage.spec is None or usage.percent() < percent:
         return
     root = folders.root_of(maildir)
@@ -82,9 +88,16 @@ def _warn(maildir: Path, percent: int, warnfile: Path, env_quota: str | None) ->
     finally:
         os.close(fd)
     now = time.time()
-    head = (f"Date: {email.utils.formatdate(now, localtime=True)}\n"
-            f"Message-Id: <{int(now)}.overquota@{names.hostname()}>\n").encode()
-    create.deliver(root, body, prefix=head, uniq="warn")
+    message = (f"Date: {email.utils.formatdate(now, localtime=True)}\n"
+               f"Message-Id: <{int(now)}.overquota@{names.hostname()}>\n").encode() + body
+    try:
+        quota.check_add(root, len(message), 1, env_quota=env_quota)
+        fits = True
+    except quota.QuotaExceeded:
+        fits = False
+    create.deliver(root, message, uniq="warn")
+    if fits:
+        quota.add_delta(root, len(message), 1)
 
 
 def run(argv: list[str], config_dir: Path, stdin: object = None) -> int:
@@ -121,7 +134,7 @@ def run(argv: list[str], config_dir: Path, stdin: object = None) -> int:
         print(USAGE.format(prog=sys.argv[0] or "deliverquota"), file=sys.stderr)
         return EX_CANTCREAT
     maildir = Path(args[0])
-    env_quota = os.environ.get("MAILDIRQUOTA") or None
+    env_quota = None  # Courier's deliverquota ignores MAILDIRQUOTA (verified)
     if make:
         try:
             missing = []

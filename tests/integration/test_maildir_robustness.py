@@ -211,10 +211,3 @@ def test_corrupt_maildirsize_never_blocks_delivery(tmp_path: Path, damage: bytes
     r = _dq(str(md), stdin=b"Subject: ok\n\n")
     assert r.returncode == 0, r
     assert len(os.listdir(md / "new")) == 1
-
-
-def test_maildirquota_env_overrides(tmp_path: Path) -> None:
-    md = folders.create_maildir(tmp_path / "M")
-    r = _dq(str(md), stdin=b"c" * 50, env=dict(ENV, MAILDIRQUOTA="40S"))
-    assert r.returncode == 77
-    assert (md / "maildirsize").read_text().startswith("40S\n")

@@ -150,3 +150,29 @@ def test_deliverquota_matches_courier(tmp_path: Path) -> None:
         (["P", "10X"], b"q\n"),
     ]
     _both(tmp_path, "deliverquota", steps)
+
+
+def test_deliverquota_folders_recount_and_env_match_courier(tmp_path: Path) -> None:
+    """Delivery into a folder (quota and warning are the parent's), a recount of a
+    Maildir with Trash, T-flagged and size-less messages, and MAILDIRQUOTA (ignored)."""
+    for d in ("real", "ours"):
+        root = tmp_path / d
+        root.mkdir()
+        (root / "w").write_bytes(b"warn\n")
+        subprocess.run(["/usr/bin/maildirmake", "M"], cwd=root, check=True)
+        for f in ("Sub", "Trash"):
+            subprocess.run(["/usr/bin/maildirmake", "-f", f, "M"], cwd=root, check=True)
+        m = root / "M"
+        (m / "cur" / "1.M1P1.h,S=6:2,T").write_bytes(b"12345\n")
+        (m / "cur" / "2.M1P1.h,S=6:2,S").write_bytes(b"12345\n")
+        (m / "cur" / "3.M1P1.h:2,S").write_bytes(b"123\n")
+        (m / ".Trash" / "cur" / "4.M1P1.h,S=8:2,S").write_bytes(b"1234567\n")
+        (m / ".Sub" / "new" / "5.M1P1.h,S=9").write_bytes(b"1234567\n")
+        (m / ".Sub" / "new" / "6.M1P1.h,S=abc").write_bytes(b"1234567\n")
+    steps = [
+        (["M", "1000S,50C"], b"recount\n"),
+        (["-w", "1", "-W", "w", "M/.Sub"], b"d" * 20 + b"\n"),
+        (["M/.Sub"], b"more\n"),
+    ]
+    _both(tmp_path, "deliverquota", steps)
+    _both(tmp_path, "deliverquota", [(["M"], b"ccccc\n")], env={"MAILDIRQUOTA": "4S"})
