@@ -84,7 +84,9 @@ def write_tmp(maildir: Path, source: BinaryIO | bytes, *, tag: str | None = None
                     _write_all(out, memoryview(chunk))
             os.fsync(out.fileno())
             st = os.fstat(out.fileno())
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # "<tmp file>: No space left on device", as Courier says
         try:
             os.unlink(path)
         except OSError:

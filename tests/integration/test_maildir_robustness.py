@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from courierpy.maildir import folders, names, quota, store
-from tests.support import REPO
+from tests.support import REPO, require, require_root
 
 DELIVERQUOTA = [sys.executable, "-m", "courierpy.cli.deliverquota"]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -211,3 +211,41 @@ def test_corrupt_maildirsize_never_blocks_delivery(tmp_path: Path, damage: bytes
     r = _dq(str(md), stdin=b"Subject: ok\n\n")
     assert r.returncode == 0, r
     assert len(os.listdir(md / "new")) == 1
+
+
+def test_full_tmpfs_like_courier_but_exit_75(tmp_path: Path) -> None:
+    """A real full disk (a 64 KB tmpfs in a private mount namespace).
+
+    Courier's deliverquota exits 74 (EX_IOERR) here, which Exim's pipe
+    transport, for one, treats as a permanent failure and bounces; we exit 75
+    (EX_TEMPFAIL) so that the MTA retries. The message text has Courier's form.
+    """
+    require_root("mounting a tiny tmpfs")
+    unshare = require("unshare")
+    real = require("/usr/bin/deliverquota")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    py = f"env PYTHONPATH={REPO} {sys.executable} -m courierpy.cli"
+    script = f"""
+        mount -t tmpfs -o size=64k tmpfs {mnt} || exit 99
+        for who in ours real; do
+          if [ $who = ours ]; then dq="{py}.deliverquota"; else dq={real}; fi
+          {py}.maildirmake {mnt}/$who
+          echo small | $dq {mnt}/$who; echo "$who small $?"
+          head -c 200000 /dev/zero | $dq {mnt}/$who 2>{mnt}/$who.err; echo "$who big $?"
+          echo "$who err $(sed 's/[0-9]*[.]M[0-9]*P[0-9]*[.].*:/TMP:/' {mnt}/$who.err)"
+          echo "$who new $(ls {mnt}/$who/new | wc -l) tmp $(ls {mnt}/$who/tmp | wc -l)"
+        done
+    """
+    out = subprocess.run([unshare, "-m", "sh", "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out
+    lines = {}
+    for line in out.stdout.splitlines():
+        who, key, value = line.split(" ", 2)
+        lines[f"{who} {key}"] = value
+    assert lines["ours small"] == lines["real small"] == "0"
+    assert (lines["real big"], lines["ours big"]) == ("74", "75")
+    assert lines["ours err"] == f"{mnt}/ours/tmp/TMP: No space left on device"
+    assert lines["real err"] == f"{mnt}/real/tmp/TMP: No space left on device"
+    assert lines["ours new"] == lines["real new"] == "1 tmp 0"
