@@ -275,31 +275,32 @@ def parse_section(spec: str) -> Section:
     return Section(tuple(path), kind, fields)
 
 
-def _resolve(tree: Part, path: tuple[int, ...]) -> Part | None:
-    """The entity that part number *path* names, as Courier numbers parts.
+def _parts(node: Part, top: bool) -> list[Part]:
+    """Parts 1, 2, ... below *node*, as Courier numbers them.
 
-    A message/rfc822 part stands for its encapsulated message; a multipart's
-    parts are numbered from 1; a message (the top level or an encapsulated
-    one) that is not multipart is its own part 1. So a top-level
-    message/rfc822 message's part 1 is the encapsulated message's body, and a
-    multipart whose boundary never appears has no parts.
+    A multipart's parts are its children. A message/rfc822 part stands for its
+    encapsulated message's parts, except at the top level, where the
+    encapsulated message itself is part 1. A message (top level or
+    encapsulated) that is not multipart is its own part 1; a multipart whose
+    boundary never appears has no parts.
     """
+    if node.children:
+        return node.children
+    if node.message is not None:
+        return [node.message] if top else _parts(node.message, False)
+    if node.envelope is not None and not (node.type == "multipart" and node.param("boundary")):
+        return [node]
+    return []
+
+
+def _resolve(tree: Part, path: tuple[int, ...]) -> Part | None:
+    """The entity that part number *path* names (None if there is none)."""
     node = tree
-    for n in path:
-        if node.message is not None:
-            node = node.message
-        if node.children:
-            if n > len(node.children):
-                return None
-            node = node.children[n - 1]
-        elif (
-            n == 1
-            and node.envelope is not None
-            and not (node.type == "multipart" and node.param("boundary"))
-        ):
-            continue
-        else:
+    for depth, n in enumerate(path):
+        kids = _parts(node, depth == 0)
+        if n > len(kids):
             return None
+        node = kids[n - 1]
     return node
 
 
