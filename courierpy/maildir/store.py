@@ -140,6 +140,26 @@ class Maildir:
             msgs.append(Message(uid, fn, base, p.size, p.flags, base in recent))
         return FolderState(db.uidvalidity, db.nextuid, tuple(msgs))
 
+    def status(self) -> dict[str, int]:
+        """IMAP STATUS counts without touching the folder (no move, no uiddb write).
+
+        As Courier's STATUS: messages not yet in the uiddb (in new/, or in cur/
+        but unlisted) count as if they were given the next UIDs.
+        """
+        db = uiddb.read(self.path) or uiddb.new_db()
+        cur = self._list_cur()
+        new = {names.basename(n): n for n in _list_dir(self.path / "new")}
+        unlisted = len([b for b in cur if b not in db.uids]) + \
+            len([b for b in new if b not in db.uids and b not in cur])
+        listed = [cur[b] for b in db.uids if b in cur] + [new[b] for b in db.uids if b in new
+                                                          and b not in cur]
+        messages = len(listed) + unlisted
+        seen = sum(1 for n in listed if "S" in names.parse(n).flags) + sum(
+            1 for b, n in {**new, **cur}.items()
+            if b not in db.uids and "S" in names.parse(n).flags)
+        return {"MESSAGES": messages, "UIDNEXT": db.nextuid + unlisted,
+                "UIDVALIDITY": db.uidvalidity, "UNSEEN": messages - seen, "RECENT": len(new)}
+
     # -- flags ----------------------------------------------------------------
 
     def _current_name(self, basename: str, *, refresh: bool = False) -> str:
@@ -221,16 +241,20 @@ class Maildir:
     # -- delivery -------------------------------------------------------------
 
     def deliver(self, source: BinaryIO | bytes, *, flags: str = "", mtime: float | None = None,
-                subdir: str = "cur", enforce_quota: bool = True) -> Path:
-        """Store a message (APPEND-style into cur/ by default), honouring the quota."""
-        self._counter += 1
+                subdir: str = "cur", enforce_quota: bool = True,
+                uniq: str | int | None = None) -> Path:
+        """Store a message (APPEND-style into cur/ by default), honouring the quota.
+
+        *uniq* is imapd's per-process ``_<n>`` name counter (None: no ``_n``).
+        Raises quota.QuotaExceeded (nothing stored) or create.DeliveryError.
+        """
 
         def check(size: int) -> None:
             if enforce_quota:
                 quota.check_add(self.path, size, 1, env_quota=self.env_quota)
 
         path = create.deliver(self.path, source, flags=flags, mtime=mtime, subdir=subdir,
-                              check=check)
+                              check=check, uniq=uniq)
         size = names.parse(path.name).size or 0
         quota.add_delta(self.path, size, 1)
         return path

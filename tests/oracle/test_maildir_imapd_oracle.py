@@ -165,3 +165,28 @@ def test_corrupt_uiddb_rebuilt_like_courier(tmp_path: Path, damage: bytes) -> No
     assert abs(st.uidvalidity - real["uidvalidity"]) <= 2  # both "now - 1e9" when rebuilt
     if damage.startswith(b"1 "):
         assert st.uidvalidity == real["uidvalidity"] == 795623243
+
+
+def test_status_of_unscanned_folder_matches_courier(tmp_path: Path) -> None:
+    """STATUS counts messages not yet in the uiddb without moving anything."""
+    md = folders.create_maildir(tmp_path / "Maildir")
+    w = folders.create_folder(md, "INBOX.W")
+    m = store.Maildir(w)
+    for i in range(3):
+        m.deliver(f"Subject: {i}\n\n".encode(), subdir="new")
+    m.deliver(b"Subject: c\n\n", flags="S")
+    m.scan()
+    m.set_flags(m.scan().messages[0].basename, "S")
+    for i in range(2):
+        m.deliver(f"Subject: n{i}\n\n".encode(), subdir="new")
+    m.deliver(b"Subject: c2\n\n", flags="S")
+    m.deliver(b"Subject: c3\n\n", flags="F")
+    before = sorted(p.name for p in (w / "new").iterdir()), (w / uiddb.UIDDB).read_bytes()
+    ours = m.status()
+    assert (sorted(p.name for p in (w / "new").iterdir()), (w / uiddb.UIDDB).read_bytes()) \
+        == before
+    with CourierImapd(tmp_path) as imap:
+        theirs = imap.status("INBOX.W")
+    del ours["RECENT"]
+    assert ours == theirs == {"MESSAGES": 8, "UIDNEXT": 9, "UIDVALIDITY": ours["UIDVALIDITY"],
+                              "UNSEEN": 5}
