@@ -167,3 +167,29 @@ def test_streamed_chunks_equal_one_conversion(data, skip, limit, chunk) -> None:
         whole = whole[:limit]
     assert b"".join(chunks) == whole
     assert all(chunks)
+
+
+@given(st.text(alphabet='0123456789.HEADERFIELDSNOTMIXhfnot ()"', max_size=40))
+def test_parse_section_raises_only_bad_section(spec: str) -> None:
+    from courierpy.mime.imapwire import BadSection
+
+    try:
+        section = parse_section(spec)
+    except BadSection:
+        return
+    assert parse_section(section.wire().decode()) == section
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="abn*0123", min_size=1, max_size=6),
+            st.text(alphabet="ab%'C3A9-x\u00e9", max_size=12),
+        ),
+        max_size=6,
+    )
+)
+def test_decode_params_never_raises(params) -> None:
+    from courierpy.mime.tree import decode_params
+
+    assert isinstance(decode_params(tuple(params)), dict)
