@@ -430,6 +430,12 @@ CORPUS: dict[str, bytes] = {
         b"Content-Type: text/html\n"
         b"--A--\n"
     ),
+    "long_body_lines": (
+        b"Subject: long lines in bodies\nMIME-Version: 1.0\n"
+        b"Content-Type: multipart/mixed; boundary=L\n\n"
+        b"--L\nContent-Type: text/plain\n\n" + b"y" * 70000 + b"\nshort\n" + b"z" * 9000 + b"\n"
+        b"--L\nContent-Type: text/html\n\n" + b"<p>" * 30000 + b"\n--L--\n"
+    ),
     "case_fields": (
         b"subject: lower\nSUBJECT: upper\nfrom: a@b.example\nFROM: c@d.example\nx-a: 1\n\nbody\n"
     ),
