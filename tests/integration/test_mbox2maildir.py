@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pty
 import re
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +171,32 @@ def test_quota_file_and_subscriptions_follow_the_import(tmp_path: Path, maildir:
     fresh = quota.recalculate(maildir, usage.spec)
     assert (usage.bytes, usage.count) == (fresh.bytes, fresh.count)
     assert usage.count > 0
+
+
+def test_a_full_disk_stops_cleanly_with_a_temporary_failure(tmp_path: Path, maildir: Path):
+    """RLIMIT_FSIZE stands in for a full disk: exit 75, what was stored stays whole."""
+    messages = generate(seed=9, count=30)
+    big = b"Subject: big\nMessage-ID: <big@gen>\n\n" + b"x" * 200_000 + b"\n"
+    messages.insert(20, (big, 1_700_000_000, "", ""))
+    mbox = tmp_path / "m"
+    mbox.write_bytes(write_mboxrd(messages))
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run(
+        [*MBOX2MAILDIR, str(mbox), str(maildir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=limit,
+        timeout=60,
+    )
+    assert p.returncode == 75, p.stderr
+    assert "mbox2maildir: imported 20 messages" in p.stdout
+    assert "File too large" in p.stderr
+    got = stored(maildir)
+    assert len(got) == 20 and all(len(v[2]) < 100_000 for v in got.values())
+    assert os.listdir(maildir / "tmp") == []
