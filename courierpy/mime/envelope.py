@@ -231,12 +231,13 @@ class Envelope:
         )
 
     def to_json(self) -> list:
+        """A JSON-able list (Sender/Reply-To equal to From are stored as null)."""
         return [
             self.date,
             self.subject,
             [list(a) for a in self.from_],
-            [list(a) for a in self.sender],
-            [list(a) for a in self.reply_to],
+            None if self.sender == self.from_ else [list(a) for a in self.sender],
+            None if self.reply_to == self.from_ else [list(a) for a in self.reply_to],
             [list(a) for a in self.to],
             [list(a) for a in self.cc],
             [list(a) for a in self.bcc],
@@ -249,12 +250,13 @@ class Envelope:
         def al(v: list) -> tuple[Address, ...]:
             return tuple(tuple(a) for a in v)  # type: ignore[misc]
 
+        from_ = al(obj[2])
         return cls(
             obj[0],
             obj[1],
-            al(obj[2]),
-            al(obj[3]),
-            al(obj[4]),
+            from_,
+            from_ if obj[3] is None else al(obj[3]),
+            from_ if obj[4] is None else al(obj[4]),
             al(obj[5]),
             al(obj[6]),
             al(obj[7]),

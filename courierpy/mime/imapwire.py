@@ -288,7 +288,7 @@ def _parts(node: Part, top: bool) -> list[Part]:
         return node.children
     if node.message is not None:
         return [node.message] if top else _parts(node.message, False)
-    if node.envelope is not None and not (node.type == "multipart" and node.param("boundary")):
+    if node.is_message and not (node.type == "multipart" and node.param("boundary")):
         return [node]
     return []
 

@@ -78,7 +78,8 @@ class Part:
     lines: int = 0  #: line breaks in the body
     children: list[Part] = field(default_factory=list)
     message: Part | None = None  #: the encapsulated message of a message/rfc822 part
-    envelope: Envelope | None = None  #: set on the top level and encapsulated messages
+    is_message: bool = False  #: the top level or an encapsulated message (has an envelope)
+    envelope: Envelope | None = None  #: set on messages (unless left out of a cache)
 
     @property
     def total_size(self) -> int:
@@ -105,8 +106,13 @@ class Part:
 
     # --- compact form for caches ---------------------------------------------
 
-    def to_json(self) -> list:
-        """A JSON-able list; :meth:`from_json` rebuilds an equal tree."""
+    def to_json(self, envelopes: bool = True) -> list:
+        """A JSON-able list; :meth:`from_json` rebuilds an equal tree.
+
+        With ``envelopes=False`` the messages' envelopes are left out (a cache
+        that keeps ENVELOPE/BODYSTRUCTURE in wire form does not need them to
+        serve sections); the rebuilt tree then has ``envelope=None``.
+        """
         return [
             self.header_start,
             self.header_end,
@@ -127,9 +133,10 @@ class Part:
             self.header_size,
             self.size,
             self.lines,
-            [c.to_json() for c in self.children],
-            self.message.to_json() if self.message is not None else None,
-            self.envelope.to_json() if self.envelope is not None else None,
+            [c.to_json(envelopes) for c in self.children],
+            self.message.to_json(envelopes) if self.message is not None else None,
+            int(self.is_message),
+            self.envelope.to_json() if envelopes and self.envelope is not None else None,
         ]
 
     @classmethod
@@ -156,7 +163,8 @@ class Part:
             lines=obj[18],
             children=[cls.from_json(c) for c in obj[19]],
             message=cls.from_json(obj[20]) if obj[20] is not None else None,
-            envelope=Envelope.from_json(obj[21]) if obj[21] is not None else None,
+            is_message=bool(obj[21]),
+            envelope=Envelope.from_json(obj[22]) if obj[22] is not None else None,
         )
 
 
@@ -317,6 +325,7 @@ def _entity(
     part.type, part.subtype = default
     part.encoding = default_encoding
     if is_message:
+        part.is_message = True
         part.envelope = Envelope.from_header(hb)
     part.header_size = count_crlf_size(data, start, hb.body_start)[0]
     part.size, part.lines = count_crlf_size(data, hb.body_start, end)

@@ -184,7 +184,7 @@ def part_paths(tree: Part) -> list[tuple[tuple[int, ...], Part]]:
             return node.children
         if node.message is not None:
             return [node.message] if top else parts(node.message, False)
-        if node.envelope is not None:
+        if node.is_message:
             return [node]
         return []
 
