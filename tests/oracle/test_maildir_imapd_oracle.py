@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from courierpy.maildir import folders, quota, store, uiddb
+from courierpy.maildir import folders, quota, store, subscriptions, uiddb
 from tests.oracle.courier_imapd import CourierImapd
 from tests.support import REPO
 
@@ -190,3 +190,42 @@ def test_status_of_unscanned_folder_matches_courier(tmp_path: Path) -> None:
     del ours["RECENT"]
     assert ours == theirs == {"MESSAGES": 8, "UIDNEXT": 9, "UIDVALIDITY": ours["UIDVALIDITY"],
                               "UNSEEN": 5}
+
+
+def test_folder_operations_match_courier(tmp_path: Path) -> None:
+    """CREATE/RENAME/DELETE/SUBSCRIBE through Courier vs our folders/subscriptions."""
+    real_home, our_home = tmp_path / "real", tmp_path / "ours"
+    for h in (real_home, our_home):
+        h.mkdir()
+        folders.create_maildir(h / "Maildir")
+    create = ["INBOX.Work", "INBOX.Work.Sub", "INBOX.Work.Sub.Deep", "INBOX.Workshop",
+              "INBOX.Résumé", "INBOX.a/b", "INBOX..x", "INBOX.a..b", ".hid"]
+    real_ok = []
+    with CourierImapd(real_home) as imap:
+        imap.command("ENABLE UTF8=ACCEPT")
+        for n in create:
+            real_ok.append(imap.command(f"CREATE {imap.quote(n)}", check=False)[1].split()[1])
+        imap.command("SUBSCRIBE INBOX.Work.Sub")
+        imap.command("SUBSCRIBE INBOX.Workshop")
+        imap.command("RENAME INBOX.Work INBOX.Job")
+        imap.command("DELETE INBOX.Job")
+        imap.command("UNSUBSCRIBE INBOX.Workshop")
+    ours_md = our_home / "Maildir"
+    ours_ok = []
+    for n in create:
+        try:
+            folders.create_folder(ours_md, n if n.upper().startswith("INBOX.") else "." + n)
+            ours_ok.append("OK")
+        except folders.FolderNameError:
+            ours_ok.append("NO")
+    subscriptions.subscribe(ours_md, "INBOX.Work.Sub")
+    subscriptions.subscribe(ours_md, "INBOX.Workshop")
+    folders.rename_folder(ours_md, "INBOX.Work", "INBOX.Job")
+    folders.delete_folder(ours_md, "INBOX.Job")
+    subscriptions.unsubscribe(ours_md, "INBOX.Workshop")
+    assert ours_ok == real_ok
+    assert folders.list_folders(ours_md) == folders.list_folders(real_home / "Maildir") == [
+        "INBOX.Job.Sub", "INBOX.Job.Sub.Deep", "INBOX.Résumé", "INBOX.Workshop"]
+    # Courier keeps the subscription under the old name after a RENAME; so do we
+    assert subscriptions.read(ours_md) == subscriptions.read(real_home / "Maildir") == [
+        "INBOX.Work.Sub"]
