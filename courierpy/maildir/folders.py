@@ -69,13 +69,18 @@ def _relative(imap_name: str) -> str:
     return imap_name
 
 
-def validate(relative: str) -> None:
-    """Raise FolderNameError unless *relative* (a name below INBOX) is safe."""
+def validate(relative: str, *, allow_control: bool = False) -> None:
+    """Raise FolderNameError unless *relative* (a name below INBOX) is safe.
+
+    *allow_control* accepts control characters (never ``/`` or empty
+    components): Courier creates such folders, and an existing one must stay
+    reachable.
+    """
     if not relative:
         raise FolderNameError("Invalid folder name: empty name")
-    if "/" in relative:
+    if "/" in relative or "\0" in relative:
         raise FolderNameError(f"Invalid folder name: {relative} (contains /)")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in relative):
+    if not allow_control and any(ord(c) < 0x20 or ord(c) == 0x7F for c in relative):
         raise FolderNameError(f"Invalid folder name: {relative!r} (control character)")
     if relative.startswith(SEP):
         raise FolderNameError(f"Invalid folder name: {relative}")
@@ -106,8 +111,19 @@ def dir_to_imap(dirname: str) -> str:
 
 
 def folder_path(maildir: str | os.PathLike[str], imap_name: str) -> Path:
-    """The directory of IMAP folder *imap_name* in *maildir* (INBOX → maildir)."""
-    d = imap_to_dir(imap_name)
+    """The directory of IMAP folder *imap_name* in *maildir* (INBOX → maildir).
+
+    Control characters are refused unless that folder already exists (made by
+    Courier, which allows them).
+    """
+    try:
+        d = imap_to_dir(imap_name)
+    except FolderNameError:
+        rel = _relative(imap_name)
+        validate(rel, allow_control=True)
+        if not (Path(maildir) / (SEP + rel)).is_dir():
+            raise
+        d = SEP + rel
     return Path(maildir) if d == "" else Path(maildir) / d
 
 
@@ -178,7 +194,7 @@ def list_folders(maildir: str | os.PathLike[str]) -> list[str]:
             if not n.startswith(SEP) or n in (".", "..") or not entry.is_dir():
                 continue
             try:
-                validate(n[1:])
+                validate(n[1:], allow_control=True)
             except FolderNameError:
                 continue
             out.append(INBOX + n)

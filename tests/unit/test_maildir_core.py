@@ -144,3 +144,14 @@ def test_clean_tmp(tmp_path: Path) -> None:
     fresh_ctime = fresh.stat().st_ctime
     assert create.clean_tmp(md, now=now) == (2 if fresh_ctime + 36 * 3600 < now else 1)
     assert not old.exists()
+
+
+def test_existing_folder_with_control_character_stays_reachable(tmp_path: Path) -> None:
+    md = folders.create_maildir(tmp_path / "M")
+    with pytest.raises(folders.FolderNameError):
+        folders.create_folder(md, "INBOX.tab\there")
+    folders.create_maildir(md / ".tab\there", folder=True)  # as Courier's CREATE makes it
+    assert folders.list_folders(md) == ["INBOX.tab\there"]
+    assert folders.folder_path(md, "INBOX.tab\there") == md / ".tab\there"
+    with pytest.raises(folders.FolderNameError):
+        folders.folder_path(md, "INBOX.a/b\t")
