@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from passlib.hash import md5_crypt
@@ -313,6 +314,39 @@ def test_debug_login_never_leaks_passwords_below_2(users: Instance, level: str) 
         log = d.log()
     assert "DEBUG: received auth request, service=imap, authtype=login" in log
     assert ("s3cretGuess" in log) == (level == "2")
+
+
+def children(pid: int) -> list[str]:
+    """Live child processes of *pid*, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat_line = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat_line.rsplit(")", 1)[1].split()
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.append(entry)
+    return found
+
+
+def test_dead_worker_is_replaced(users: Instance, daemon: AuthdaemondProcess) -> None:
+    workers = children(daemon.proc.pid)
+    assert len(workers) == 5
+    for pid in workers[:3]:
+        os.kill(int(pid), signal.SIGKILL)
+    client = AuthClient(users.socket_path, Timeouts(2, 2, 5))
+    for _ in range(20):
+        assert client.login("imap", "alice", "alicepw")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        now = children(daemon.proc.pid)
+        if len(now) == 5 and not set(now) & set(workers[:3]):
+            break
+        time.sleep(0.05)
+    assert len(now) == 5 and not set(now) & set(workers[:3])
 
 
 def test_second_daemon_refuses_to_start(users: Instance, daemon: AuthdaemondProcess) -> None:

@@ -289,6 +289,11 @@ def test_enumerate_identical_when_sorted(pair: Pair) -> None:
     assert len(theirs[1]) >= 5
     args = [["-o"], ["-s"], []]
     for a in args:
+        # the real authenumerate against our daemon, and ours against the real one
+        on_ours = pair.ours_ns.run([require("authenumerate"), *a], text=True)
+        on_real = pair.real.run([require("authenumerate"), *a], text=True)
+        assert (on_ours.returncode, sorted(on_ours.stdout.splitlines()), on_ours.stderr) == (
+            on_real.returncode, sorted(on_real.stdout.splitlines()), on_real.stderr), a
         ours = subprocess.run([BIN / "authenumerate", "--config-dir", pair.client_etc, *a],
                               capture_output=True, text=True, timeout=30)
         real = pair.real.run([require("authenumerate"), *a], text=True)
