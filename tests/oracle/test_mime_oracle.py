@@ -70,6 +70,16 @@ KNOWN_DIFFERENCES: dict[str, list[tuple[bytes, bytes]]] = {
             b'((NIL "@relay.example,@other.example" "routed" "example.com"))',
         ),
     ],
+    "angle_extras": [
+        (
+            b'(("Alice" NIL "alice" "example.com")(NIL NIL "" NIL))',
+            b'(("Alice" NIL "alice" "example.com"))',
+        ),
+        (
+            b'((NIL NIL "bob" "example.com")(NIL NIL "trailing" ""))',
+            b'((NIL NIL "bob" "example.com"))',
+        ),
+    ],
     # "Encapsulated messages end before the boundary's line break"
     "nested_simple": [
         (b'"8bit" 57 (NIL "the lost one"', b'"8bit" 56 (NIL "the lost one"'),

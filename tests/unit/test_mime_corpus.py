@@ -495,6 +495,13 @@ CORPUS: dict[str, bytes] = {
         b"\n"
         b"--RPT--\n"
     ),
+    "angle_extras": (
+        b"From: Alice <alice@example.com> (work)\n"
+        b"To: <bob@example.com> trailing\n"
+        b"Subject: extras after angle addresses\n"
+        b"\n"
+        b"body\n"
+    ),
     "case_fields": (
         b"subject: lower\nSUBJECT: upper\nfrom: a@b.example\nFROM: c@d.example\nx-a: 1\n\nbody\n"
     ),
