@@ -9,10 +9,15 @@ Same synopsis, messages, exit codes and modes as Courier's maildirmake::
     maildirmake --del name maildir
 
 Options are parsed like getopt (``-q100S`` works, the last ``-f``/``-F`` wins).
+    maildirmake --checkutf8|--convutf8 maildir [maildirfilter]
+
 Deliberate differences: folder names that could leave the Maildir (``a/b``,
 ``a..b``, empty) are refused with ``Invalid folder name``; ``-q`` on a Maildir
-or folder that does not exist creates it (Courier's loops forever);
-``--checkutf8``/``--convutf8`` (pre-5.0 name conversion) are not implemented.
+or folder that does not exist creates it (the maildrop and courier builds
+loop forever). ``--checkutf8``/``--convutf8`` convert pre-5.0 modified-UTF-7
+folder names and subscriptions to UTF-8 as Courier's does, but leave names
+that are already UTF-8 alone (Courier re-encodes them into garbage), check
+every rename before doing any, and do not edit mail filter files.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from pathlib import Path
 
 import click
 
-from courierpy.maildir import folders, quota
+from courierpy.maildir import folders, quota, subscriptions
+from courierpy.wire import utf7
 
 USAGE = "Usage: maildirmake [ options ] maildir"
 SHARED = "shared-maildirs"
@@ -117,9 +123,11 @@ def run(argv: list[str]) -> int:
         elif opt == "--del":
             delete = val
         else:
-            print(f"maildirmake: {opt} (conversion of pre-5.0 modified-UTF-7 folder names)"
-                  " is not implemented", file=sys.stderr)
-            return 1
+            if len(args) not in (1, 2):
+                print(USAGE)
+                return 1
+            return convert_utf8(maildir, args[1] if len(args) > 1 else None,
+                                apply=opt == "--convutf8")
     if share is not None and folder is None:
         print(USAGE)
         return 1
@@ -159,6 +167,74 @@ def run(argv: list[str]) -> int:
         return 1
     except OSError as e:
         return _err(path, e)
+    return 0
+
+
+def _decoded(name: str) -> str | None:
+    """The UTF-8 form of a pre-5.0 folder name, None if it needs no change."""
+    if not name.isascii() or "&" not in name:
+        return None  # plain ASCII, or already UTF-8
+    new = utf7.decode(name)
+    return new if new != name else None
+
+
+def convert_utf8(maildir: str, mailfilter: str | None, *, apply: bool) -> int:
+    """--checkutf8 (report) / --convutf8 (do): modified-UTF-7 names → UTF-8."""
+    print(f"Checking {maildir}:")
+    sys.stdout.flush()
+    root = Path(maildir)
+    try:
+        entries = sorted(e.name for e in os.scandir(root)
+                         if e.name.startswith(".") and e.name not in (".", "..") and e.is_dir())
+    except OSError as e:
+        return _err(maildir, e)
+    renames = []
+    for d in entries:
+        try:
+            new = _decoded(d[1:])
+        except utf7.UTF7Error:
+            print(f"Error: INBOX.{d[1:]}: does not appear to be valid modified-UTF7",
+                  file=sys.stderr)
+            return 1
+        if new is not None:
+            renames.append((d[1:], new))
+    subs = subscriptions.read(root)
+    new_subs, sub_changes = [], []
+    for entry in subs:
+        try:
+            new = _decoded(entry) if entry.upper().startswith("INBOX.") else None
+        except utf7.UTF7Error:
+            print(f"Error: courierimapsubscribed: {entry}: does not appear to be valid "
+                  "modified-UTF7", file=sys.stderr)
+            return 1
+        new_subs.append(new or entry)
+        if new is not None:
+            sub_changes.append((entry, new))
+    targets = [new for _, new in renames]
+    sources = {old for old, _ in renames}
+    for old, new in renames:
+        if targets.count(new) > 1 or (new not in sources and (root / ("." + new)).exists()):
+            print(f"Error: INBOX.{old}: INBOX.{new} already exists", file=sys.stderr)
+            return 1
+    for old, new in sub_changes:
+        print(f"Subscription to {old} changed to {new}")
+    for old, new in renames:
+        print(f"Rename INBOX.{old} to INBOX.{new}")
+    if mailfilter is not None:
+        print(f"maildirmake: {mailfilter}: mail filter files are not converted; "
+              "check the folder names in it", file=sys.stderr)
+    if not apply:
+        print(f"Verified {root / subscriptions.SUBSCRIBED}")
+        return 0
+    print(f"Updating {root / subscriptions.SUBSCRIBED}")
+    sys.stdout.flush()
+    try:
+        if sub_changes:
+            subscriptions.write(root, new_subs)
+        for old, new in renames:
+            os.rename(root / ("." + old), root / ("." + new))
+    except OSError as e:
+        return _err(e.filename or maildir, e)
     return 0
 
 

@@ -26,7 +26,7 @@ OURS = {
     "maildirmake": [sys.executable, "-m", "courierpy.cli.maildirmake"],
     "deliverquota": [sys.executable, "-m", "courierpy.cli.deliverquota"],
 }
-REAL = {"maildirmake": "/usr/bin/maildirmake", "deliverquota": "/usr/bin/deliverquota"}
+REAL = {"maildirmake": "/usr/bin/maildirmake.courier", "deliverquota": "/usr/bin/deliverquota"}
 
 
 def _run(
@@ -48,6 +48,8 @@ def _tree(root: Path) -> list[tuple[str, str, str]]:
         for n in sorted(dirnames) + sorted(filenames):
             p = Path(dirpath) / n
             rel = str(p.relative_to(root))
+            if n == "courierimapsubscribed.new":
+                continue  # Courier's --checkutf8 leaves this scratch file behind; we do not
             mode = oct(stat.S_IMODE(p.lstat().st_mode))
             if p.is_dir():
                 out.append((rel, mode, "dir"))
@@ -176,3 +178,36 @@ def test_deliverquota_folders_recount_and_env_match_courier(tmp_path: Path) -> N
     ]
     _both(tmp_path, "deliverquota", steps)
     _both(tmp_path, "deliverquota", [(["M"], b"ccccc\n")], env={"MAILDIRQUOTA": "4S"})
+
+
+def test_maildirmake_utf8_conversion_matches_courier(tmp_path: Path) -> None:
+    """--checkutf8/--convutf8 on a pre-5.0 Maildir (modified-UTF-7 names only)."""
+    for d in ("real", "ours"):
+        root = tmp_path / d
+        root.mkdir()
+        mk = REAL["maildirmake"]
+        for args in (["A"], ["-f", "R&AOk-sum&AOk-", "A"], ["-f", "R&AOk-sum&AOk-.Sub", "A"],
+                     ["-f", "Plain", "A"], ["-f", "A&-B", "A"]):
+            subprocess.run([mk, *args], cwd=root, check=True)
+        (root / "A" / "courierimapsubscribed").write_text("INBOX.R&AOk-sum&AOk-\nINBOX.Plain\n")
+    _both(tmp_path, "maildirmake", [(["--checkutf8", "A"], b""), (["--convutf8", "A"], b""),
+                                    (["--checkutf8"], b"")])
+    assert {p.name for p in (tmp_path / "ours" / "A").iterdir()} >= {".Résumé", ".Résumé.Sub",
+                                                                    ".A&B", ".Plain"}
+
+
+def test_maildirmake_utf8_conversion_is_safe(tmp_path: Path) -> None:
+    """Where Courier's converter mangles: UTF-8 names kept, conflicts refused up front."""
+    md = tmp_path / "A"
+    for args in ([str(md)], ["-f", "Résumé", str(md)], ["-f", "Caf&AOk-", str(md)]):
+        assert _run([*OURS["maildirmake"], *args], tmp_path)[0] == 0
+    rc, out, _ = _run([*OURS["maildirmake"], "--convutf8", str(md)], tmp_path)
+    assert rc == 0 and "Résumé" not in out.replace("Checking", "")
+    assert sorted(p.name for p in md.iterdir() if p.name.startswith(".")) == [".Café", ".Résumé"]
+    assert _run([*OURS["maildirmake"], "-f", "R&AOk-sum&AOk-", str(md)], tmp_path)[0] == 0
+    rc, _, err = _run([*OURS["maildirmake"], "--convutf8", str(md)], tmp_path)
+    assert rc == 1 and "already exists" in err
+    assert (md / ".R&AOk-sum&AOk-").is_dir() and (md / ".Résumé").is_dir()
+    assert _run([*OURS["maildirmake"], "-f", "Bad&-x&AOk", str(md)], tmp_path)[0] == 0
+    rc, out, err = _run([*OURS["maildirmake"], "--checkutf8", str(md)], tmp_path)
+    assert rc == 1 and "does not appear to be valid modified-UTF7" in err
