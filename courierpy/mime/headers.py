@@ -180,6 +180,9 @@ class HeaderBlock:
 def count_crlf_size(data, start: int, end: int) -> tuple[int, int]:
     """Size of ``[start, end)`` once every bare LF becomes CRLF, and its LF count."""
     size = end - start
+    if isinstance(data, bytes | bytearray):
+        lfs = data.count(b"\n", start, end)
+        return size + lfs - data.count(b"\r\n", start, end), lfs
     lfs = 0
     crlfs = 0
     pos = start

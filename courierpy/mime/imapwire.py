@@ -65,11 +65,14 @@ def quote(value: str | bytes | None) -> bytes:
     if value is None:
         return b"NIL"
     raw = value.encode("latin-1", "replace") if isinstance(value, str) else bytes(value)
-    if any(b > 0x7F or b in (0, 10, 13) for b in raw):
+    if _NEEDS_LITERAL.search(raw):
         return b"{%d}\r\n" % len(raw) + raw
-    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    if b"\\" in raw or b'"' in raw:
+        raw = raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return b'"' + raw + b'"'
 
 
+_NEEDS_LITERAL = re.compile(rb"[\x00\r\n\x80-\xff]")
 _WORDS = re.compile(r"([ \t]+|[<>])")
 _Q_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/.")
 
@@ -130,7 +133,16 @@ def encode_8bit(text: str | None) -> str | None:
 
 
 def _q(value: str | None) -> bytes:
-    return quote(encode_8bit(value))
+    """A header-derived string for ENVELOPE/BODYSTRUCTURE (hot path)."""
+    if value is None:
+        return b"NIL"
+    if not value.isascii():
+        return quote(encode_8bit(value))
+    if "\r" in value or "\n" in value or "\x00" in value:
+        return quote(value)
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return b'"' + value.encode("ascii") + b'"'
 
 
 # --- ENVELOPE ------------------------------------------------------------------

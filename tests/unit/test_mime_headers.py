@@ -113,11 +113,18 @@ def test_count_crlf_size(data: bytes, size: int, lfs: int) -> None:
     assert count_crlf_size(data, 0, len(data)) == (size, lfs)
 
 
-def test_count_crlf_size_crlf_across_chunk_edge() -> None:
+def test_count_crlf_size_crlf_across_chunk_edge(tmp_path) -> None:
+    from courierpy.mime.imapwire import open_message
+
     chunk = headers._CHUNK
     data = b"x" * (chunk - 1) + b"\r\n" + b"y\n" * 3
     expected = len(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
     assert count_crlf_size(data, 0, len(data)) == (expected, 4)
+    path = tmp_path / "m"
+    path.write_bytes(data)
+    with open_message(path) as buf:  # an mmap: counted chunk by chunk
+        assert count_crlf_size(buf, 0, len(data)) == (expected, 4)
+        assert count_crlf_size(buf, 5, len(data) - 1) == (expected - 7, 3)
 
 
 @given(st.binary(max_size=300))
