@@ -102,6 +102,7 @@ def test_maildirmake_matches_courier(tmp_path: Path) -> None:
         ["-f", "Résumé", "A"],
         ["-f", "R&AOk-sum&AOk-", "A"],
         ["-f", "Y", "-F", "Z", "A"],
+        ["-F", "Café", "A"],
         ["-q", "10X", "A"],
         ["-q", "100S,3C", "A"],
         ["-q", "7C", "A/.Sub"],
