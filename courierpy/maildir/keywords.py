@@ -23,7 +23,10 @@ few minutes, so that an update renamed by one reader while another reader was
 writing an older ``:list`` is never lost.
 
 Keywords compare case-insensitively (ASCII letters) unless ``case_sensitive``
-is set; the spelling kept is the first one met.
+is set; the spelling kept is the first one met.  ``:list`` is written byte
+for byte as Courier writes it: its keyword section follows Courier's hash
+table (see :func:`keyword_hash`), which also decides which spelling survives
+when case variants meet.
 """
 
 from __future__ import annotations
@@ -158,20 +161,48 @@ def parse_list(data: bytes) -> tuple[list[str], dict[str, list[str]]]:
     return keywords, messages
 
 
-def format_list(messages: dict[str, list[str]]) -> bytes:
-    """A ``:list`` for *messages* (messages without keywords are left out)."""
-    index: dict[str, int] = {}
+def keyword_hash(keyword: str, case_sensitive: bool = False) -> int:
+    """Courier's hash of a keyword: bytes shifted in, reduced by 0x11301 past 16 bits.
+
+    (Found by observation: the ``:list`` keyword section is ordered by this
+    hash modulo 43, then by name.)
+    """
+    h = 0
+    for c in _encode(_fold(keyword, case_sensitive)):
+        h = (h << 1) ^ c
+        if h & 0x10000:
+            h ^= 0x11301
+    return h
+
+
+_LIST_BUCKETS = 43
+
+
+def _list_order(keyword: str, case_sensitive: bool) -> tuple[int, bytes]:
+    name = _encode(_fold(keyword, case_sensitive))
+    return keyword_hash(keyword, case_sensitive) % _LIST_BUCKETS, name
+
+
+def format_list(messages: dict[str, list[str]], case_sensitive: bool = False) -> bytes:
+    """A ``:list`` for *messages* (messages without keywords are left out).
+
+    Byte for byte what Courier writes: the keywords in use, in its hash-table
+    order; then each message, in the order given, with the indexes of its
+    keywords in byte order.
+    """
+    used: dict[str, None] = {}
+    for kws in messages.values():
+        for kw in kws:
+            used.setdefault(kw)
+    ordered = sorted(used, key=lambda kw: _list_order(kw, case_sensitive))
+    index = {kw: i for i, kw in enumerate(ordered)}
     body = []
     for base, kws in messages.items():
         if not kws:
             continue
-        nums = []
-        for kw in kws:
-            if kw not in index:
-                index[kw] = len(index)
-            nums.append(str(index[kw]))
-        body.append(f"{base}:{' '.join(nums)}\n")
-    head = "".join(f"{kw}\n" for kw in index)
+        nums = " ".join(str(index[kw]) for kw in sorted(kws, key=_sort_key))
+        body.append(f"{base}:{nums}\n")
+    head = "".join(f"{kw}\n" for kw in ordered)
     return _encode(head + "\n" + "".join(body))
 
 
@@ -349,7 +380,7 @@ def _load_once(
         return KeywordState(merged)
 
     if changed or plain_files:
-        tmp = _write_tmp(folder, format_list(merged))
+        tmp = _write_tmp(folder, format_list(merged, case_sensitive))
         os.rename(tmp, kwdir / LIST_NAME)
         for base in plain_files:
             try:

@@ -4,9 +4,8 @@ Each scripted step runs the real tool in one copy and ours in the other (same
 relative path ``M``, so messages naming the maildir compare equal); stdout,
 stderr and exit codes must be identical.  Afterwards the on-disk results are
 compared: ACL files byte for byte; keywords as the merged state each tool
-reads (``-L``), crossing the tools both ways.  ``:list`` keyword order and the
-``.N.`` version names depend on hash order and on the clock, so they are not
-compared byte for byte.
+reads (``-L``), crossing the tools both ways, and ``:list`` byte for byte.
+The ``.N.`` version names depend on the clock and are not compared.
 """
 
 from __future__ import annotations
@@ -59,6 +58,11 @@ def _both(real_cmd: list[str], our_cmd: list[str], real: Path, ours: Path, args:
     return a
 
 
+def _kwlist(root: Path) -> bytes | None:
+    path = root / "M" / "courierimapkeywords" / ":list"
+    return path.read_bytes() if path.exists() else None
+
+
 def _listing(cmd: list[str], where: Path, *opts: str) -> list[bytes]:
     rc, out, err = _run(cmd + [*opts, "-L", "M"], where)
     assert rc == 0 and err == b"", (rc, err)
@@ -73,6 +77,9 @@ KW_STEPS = [
     ["-L", "M"],
     ["-a", "M", "1000.M1P1.host,S=3", "baz", "FOO"],
     ["-r", "M", "1000.M1P1.host,S=3", "BAR"],
+    ["-L", "M"],
+    ["-c", "-L", "M"],
+    ["-c", "M", "1002.M3P1.host,S=3", "Junk", "junk"],
     ["-L", "M"],
     ["M", "nosuchmsg", "x", "ünï"],
     ["-l", "M", "1001.M2P1.host,S=3", "q"],
@@ -99,6 +106,8 @@ def test_maildirkw_steps_match_courier(pair):
     for args in KW_STEPS:
         # invoked by name (argv[0] "maildirkw") so getopt's messages compare equal
         _both(["maildirkw"], OUR_KW, real, ours, args)
+        # the index file itself, byte for byte (keyword order is Courier's hash order)
+        assert _kwlist(ours) == _kwlist(real), args
     # The merged state, read by each tool in each copy.
     want = _listing([real_kw], real)
     assert _listing(OUR_KW, real) == want
@@ -108,9 +117,7 @@ def test_maildirkw_steps_match_courier(pair):
 
 
 def test_maildirkw_case_sensitive_mode_matches_courier(pair):
-    """-c keeps case variants apart.  (Mixing -c and plain runs on one folder
-    that holds case variants of a keyword is left out: which spelling plain
-    mode then keeps follows the order of Courier's internal hash table.)"""
+    """-c keeps case variants apart (and hashes/sorts :list case-sensitively)."""
     real_kw = require("/usr/bin/maildirkw")
     real, ours = pair
     for args in (
@@ -121,6 +128,7 @@ def test_maildirkw_case_sensitive_mode_matches_courier(pair):
         ["-c", "-L", "M"],
     ):
         _both([real_kw], OUR_KW, real, ours, args)
+        assert _kwlist(ours) == _kwlist(real), args
     want = _listing([real_kw], real, "-c")
     assert want == [b"1000.M1P1.host,S=3 B a", b"1002.M3P1.host,S=3 JUNK Junk junk"]
     assert _listing(OUR_KW, real, "-c") == want
@@ -153,7 +161,8 @@ def test_maildirkw_reads_each_others_pending_updates(pair):
 
 
 def test_maildirkw_list_order_matches_courier(pair):
-    """-L lists messages in Courier's order (:list first, then directory order)."""
+    """-L lists messages in Courier's order (:list first, then directory order),
+    and the rewritten :list is Courier's byte for byte."""
     real_kw = require("/usr/bin/maildirkw")
     real, ours = pair
     for i in range(12):
@@ -163,6 +172,7 @@ def test_maildirkw_list_order_matches_courier(pair):
     a = _run([real_kw, "-L", "M"], real)
     b = _run(OUR_KW + ["-L", "M"], ours)
     assert a == b
+    assert _kwlist(ours) == _kwlist(real)
 
 
 # -- maildiracl -----------------------------------------------------------------
