@@ -11,6 +11,7 @@ The ``.N.`` version names depend on the clock and are not compared.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -348,3 +349,19 @@ def test_our_lock_holds_off_courier_maildirkw_l(pair):
     assert p.wait(timeout=30) == 0
     assert _listing(OUR_KW, real) == [b"1000.M1P1.host,S=3 locked"]
     assert not (real / "M" / "tmp" / "courier.lock").exists()
+
+
+@pytest.mark.parametrize("case", [[], ["-c"]])
+def test_list_bytes_match_for_random_keywords(pair, case):
+    """Courier's :list order for many keywords: long, mixed case, UTF-8, punctuation."""
+    real_kw = require("/usr/bin/maildirkw")
+    real, ours = pair
+    rng = random.Random(77)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789$_.éüΩ"
+    words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 45))) for _ in range(160)]
+    for i in range(0, len(words), 8):
+        args = [*case, "M", f"msg{i:03d}", "--", *words[i : i + 8]]
+        _both([real_kw], OUR_KW, real, ours, args)
+    _both([real_kw], OUR_KW, real, ours, [*case, "-L", "M"])
+    assert _kwlist(ours) == _kwlist(real)
+    assert len(_kwlist(real).split(b"\n\n")[0].split(b"\n")) > 100
