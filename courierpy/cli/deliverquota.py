@@ -150,15 +150,17 @@ def run(argv: list[str], config_dir: Path, stdin: object = None) -> int:
     rc = _check_maildir(maildir)
     if rc:
         return rc
-    if len(args) == 2:
-        try:
-            quota.set_quota(maildir, args[1])
-        except quota.QuotaSpecError:
-            print(f"WARN: quota string '{args[1]}' not parseable", file=sys.stderr)
-        except OSError as e:
-            return _fail(e.filename or maildir, e)
 
     def check(size: int) -> None:
+        # As in Courier, an empty message skips the quota entirely: no new quota
+        # installed, no check (and, below, no maildirsize line).
+        if size == 0:
+            return
+        if len(args) == 2:
+            try:
+                quota.set_quota(maildir, args[1])
+            except quota.QuotaSpecError:
+                print(f"WARN: quota string '{args[1]}' not parseable", file=sys.stderr)
         quota.check_add(maildir, size, 1, env_quota=env_quota)
 
     source = stdin if stdin is not None else sys.stdin.buffer

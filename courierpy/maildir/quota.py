@@ -249,9 +249,8 @@ def read_usage(maildir: str | os.PathLike[str], *, add_bytes: int = 0, add_count
     if mtime < 0:  # too long: recalculate with the quota line it starts with
         spec = env_spec or _spec_from_first_line(path)
         return recalculate(root, spec) if spec else Usage(None, 0, 0, False)
-    lines = text.split("\n")
-    complete = lines[:-1]  # a last line without LF is still being appended
-    first = complete[0] if complete else ""
+    complete = text.split("\n")  # a last line without LF counts too, as in Courier
+    first = complete[0]
     try:
         spec = parse_spec(first) if first.strip() else None
     except QuotaSpecError:
@@ -262,6 +261,8 @@ def read_usage(maildir: str | os.PathLike[str], *, add_bytes: int = 0, add_count
     nlines = 0
     for line in complete[1:]:
         parts = line.split()
+        if not parts:
+            continue
         if len(parts) >= 1:
             total += _leading_int(parts[0])
         if len(parts) >= 2:
@@ -304,11 +305,15 @@ def add_delta(maildir: str | os.PathLike[str], nbytes: int, ncount: int) -> bool
     """Append a ``%12ld %12ld`` line if maildirsize exists; return whether it did."""
     path = folders.root_of(maildir) / MAILDIRSIZE
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
     except FileNotFoundError:
         return False
     try:
-        os.write(fd, _format_line(nbytes, ncount).encode())
+        line = _format_line(nbytes, ncount).encode()
+        end = os.lseek(fd, 0, os.SEEK_END)
+        if end > 0 and os.pread(fd, 1, end - 1) != b"\n":
+            line = b"\n" + line  # a damaged last line: do not glue ours onto it
+        os.write(fd, line)
     finally:
         os.close(fd)
     return True

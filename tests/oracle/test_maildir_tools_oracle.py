@@ -150,6 +150,7 @@ def test_deliverquota_matches_courier(tmp_path: Path) -> None:
         (["P", "1000S"], b"p\n"),
         (["P"], b""),
         (["P", "2S"], b"big\n"),
+        (["P", "100S"], b""),
         (["P", "10X"], b"q\n"),
     ]
     _both(tmp_path, "deliverquota", steps)
@@ -179,6 +180,9 @@ def test_deliverquota_folders_recount_and_env_match_courier(tmp_path: Path) -> N
     ]
     _both(tmp_path, "deliverquota", steps)
     _both(tmp_path, "deliverquota", [(["M"], b"ccccc\n")], env={"MAILDIRQUOTA": "4S"})
+    for d in ("real", "ours"):  # a last line without its newline still counts
+        (tmp_path / d / "M" / "maildirsize").write_text("100S\n          50            1")
+    _both(tmp_path, "deliverquota", [(["M"], b"z" * 60)])
 
 
 def test_maildirmake_utf8_conversion_matches_courier(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_read_usage_sums_and_recalculates(tmp_path: Path) -> None:
     ms = md / "maildirsize"
     ms.write_text("100S,3C\n 5 1\ngarbage here\n  7\n 2 1")
     u = quota.read_usage(md)
-    assert (u.bytes, u.count, u.recalculated) == (12, 1, False)  # unterminated line ignored
+    assert (u.bytes, u.count, u.recalculated) == (14, 2, False)  # unterminated line counts
     ms.write_text("100S\n 999 1\n")  # over quota, one line, fresh: trusted
     assert quota.read_usage(md).bytes == 999
     old = time.time() - 16 * 60
@@ -166,3 +166,12 @@ def test_store_scan_flags_expunge(tmp_path: Path) -> None:
     assert quota.read_usage(md).bytes == 3 * 12 - 12  # one expunged
     with pytest.raises(store.MessageGone):
         m.set_flags(b1, "S")
+
+
+def test_delta_after_unterminated_line(tmp_path: Path) -> None:
+    md = folders.create_maildir(tmp_path / "M")
+    (md / "maildirsize").write_text("100S\n          50            1")
+    assert quota.read_usage(md).bytes == 50  # Courier counts it too (checked: 60 more is 77)
+    quota.add_delta(md, 6, 1)
+    assert (md / "maildirsize").read_text() == (
+        "100S\n          50            1\n           6            1\n")
