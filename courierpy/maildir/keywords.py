@@ -51,6 +51,8 @@ __all__ = [
     "set_keywords",
     "update_keywords",
     "format_list",
+    "hash_order",
+    "keyword_hash",
     "parse_list",
 ]
 
@@ -183,6 +185,17 @@ def _list_order(keyword: str, case_sensitive: bool) -> tuple[int, bytes]:
     return keyword_hash(keyword, case_sensitive) % _LIST_BUCKETS, name
 
 
+def hash_order(keywords: Iterable[str], case_sensitive: bool = False) -> list[str]:
+    """*keywords* in Courier's hash-table order.
+
+    The order of ``:list``'s keyword section, and the order in which Courier's
+    imapd lists a folder's keywords in ``* FLAGS`` and ``PERMANENTFLAGS``
+    (before the system flags).  In ``FETCH FLAGS`` it lists a message's
+    keywords in byte order instead, after its system flags.
+    """
+    return sorted(keywords, key=lambda kw: _list_order(kw, case_sensitive))
+
+
 def format_list(messages: dict[str, list[str]], case_sensitive: bool = False) -> bytes:
     """A ``:list`` for *messages* (messages without keywords are left out).
 
@@ -194,7 +207,7 @@ def format_list(messages: dict[str, list[str]], case_sensitive: bool = False) ->
     for kws in messages.values():
         for kw in kws:
             used.setdefault(kw)
-    ordered = sorted(used, key=lambda kw: _list_order(kw, case_sensitive))
+    ordered = hash_order(used, case_sensitive)
     index = {kw: i for i, kw in enumerate(ordered)}
     body = []
     for base, kws in messages.items():

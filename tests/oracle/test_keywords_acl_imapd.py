@@ -129,3 +129,16 @@ def test_imap_view_of_rights_matches_getacl(home: Path):
     assert line == want
     assert acl.from_imap_rights("lrd") == "elrtx"
     assert acl.to_imap_rights(acl.from_imap_rights("acdilrsw")) == "acdilrsw"
+
+
+def test_keyword_order_in_flags_and_fetch(home: Path):
+    """* FLAGS lists the folder's keywords in hash order; FETCH FLAGS in byte order."""
+    md = home / "Maildir"
+    words = ["zeta", "Alpha", "$Label1", "mid", "Junk", "bb"]
+    keywords.set_keywords(md, "1000.M1P1.host,S=19", words)
+    keywords.set_keywords(md, "1001.M2P1.host,S=19", ["Other", "zeta"])
+    out = imapd(home, ["SELECT INBOX", "FETCH 1 (FLAGS)"])
+    used = keywords.hash_order({*words, "Other"})
+    assert f"* FLAGS ({' '.join(used)} \\Draft \\Answered" in out[0]
+    fetched = [line for line in out if line.startswith("* 1 FETCH")]
+    assert fetched == [f"* 1 FETCH (FLAGS (\\Seen \\Recent {' '.join(sorted(words))}))"]
