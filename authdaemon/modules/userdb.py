@@ -84,9 +84,12 @@ class UserdbModule:
         passwd2: str | None = None,
     ) -> AuthInfo | None:
         f = record.fields
+        if "uid" not in f or "gid" not in f:
+            self.debug(f"userdb: no uid or gid for '{userid}', record ignored")
+            return None  # Courier's authuserdb refuses such a record (checked)
         try:
-            uid = int(f["uid"]) if "uid" in f else None
-            gid = int(f.get("gid", "0")) if uid is not None else 0
+            uid = int(f["uid"])
+            gid = int(f["gid"])
         except ValueError:
             self.debug(f"userdb: bad uid/gid for '{userid}'")
             return None
@@ -251,11 +254,11 @@ class UserdbModule:
     def _entries(records: list[UserRecord]) -> Iterator[EnumEntry]:
         for record in records:
             f = record.fields
-            if "home" not in f:
+            if "home" not in f or "uid" not in f or "gid" not in f:
                 continue
             try:
-                uid = int(f.get("uid", "0"))
-                gid = int(f.get("gid", "0"))
+                uid = int(f["uid"])
+                gid = int(f["gid"])
             except ValueError:
                 continue
             yield EnumEntry(

@@ -22,10 +22,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +84,10 @@ def userdb_text() -> str:
         # no home: not an account
         ("ivan", f"uid=5007|gid=5007|systempw={hash_password('ivanpw', 'md5-crypt')}"),
     ]
+    # home but no uid/gid
+    jack_pw, kim_pw = hash_password("jackpw", "md5-crypt"), hash_password("kimpw", "md5-crypt")
+    users.append(("jack", f"home=/srv/vmail/jack|systempw={jack_pw}"))
+    users.append(("kim", f"uid=77|home=/srv/vmail/kim|systempw={kim_pw}"))  # no gid
     lines = [f"{name}\t{fields}\n" for name, fields in users]
     lines.append("5000=\talice\n")  # a reverse record, never an account
     return "".join(lines)
@@ -117,8 +123,13 @@ class Pair:
     client_etc: Path  # a config dir whose authdaemonvar is the real daemon's run dir
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
+@contextmanager
+def make_pair(tmp_path: Path, default_options: str = "") -> Iterator[Pair]:
+    """Both daemons on copies of one userdb.
+
+    *default_options* goes into our authdaemonrc, and into the environment of
+    the real daemon, which (unlike its start script) reads it only from there.
+    """
     require("/usr/lib/courier/courier-authlib/authdaemond")
     text = userdb_text()
     real_etc, ours_etc = tmp_path / "real" / "etc", tmp_path / "ours" / "etc"
@@ -126,7 +137,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
     write_userdb(real_etc, text)
     write_userdb(ours_etc, text)
     write_authdaemonrc(real_etc)
-    write_authdaemonrc(ours_etc, authdaemonvar=str(ours_run))
+    write_authdaemonrc(ours_etc, authdaemonvar=str(ours_run), DEFAULTOPTIONS=default_options)
     client_etc = tmp_path / "client"
     write_authdaemonrc(client_etc, authdaemonvar=str(real_run))
     with courier_namespace(real_etc, real_run) as ns:
@@ -138,17 +149,29 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
         [BIN / "authdaemond", "--config-dir", ours_etc], stdout=log, stderr=log,
         stdin=subprocess.DEVNULL,
     )
+    saved = os.environ.get("DEFAULTOPTIONS")
     try:
         wait_socket(ours_run / "socket", proc)
+        os.environ["DEFAULTOPTIONS"] = default_options  # inherited by the real daemon
         with real_authdaemond(real_etc, real_run) as real, courier_namespace(
             ours_etc, ours_run
         ) as ours_ns:
             yield Pair(real, ours_ns, real_run / "socket", ours_run / "socket",
                        real_etc, ours_etc, client_etc)
     finally:
+        if saved is None:
+            os.environ.pop("DEFAULTOPTIONS", None)
+        else:
+            os.environ["DEFAULTOPTIONS"] = saved
         proc.terminate()
         proc.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    with make_pair(tmp_path) as p:
+        yield p
 
 
 def raw(path: Path, data: bytes) -> bytes:
@@ -193,6 +216,9 @@ AUTHTEST_CASES = [
     ("hank", "x"),
     ("ivan", "ivanpw"),
     ("5000=",),
+    ("jack",),
+    ("jack", "jackpw"),
+    ("kim", "kimpw"),
     (),
     ("-x",),
 ]
@@ -242,6 +268,8 @@ RAW_CASES = [
     b"PRE . imap 5000=\n",
     b"PRE . imap ivan\n",
     b"PRE . imap hank\n",
+    b"PRE . imap jack\n",
+    b"PRE . imap kim\n",
     b"TCPREMOTEIP=10.0.0.1\nPRE . imap erin\n",
     b"PRE  . imap alice extra\n",
     auth("imap", "alice", "alicepw"),
@@ -365,3 +393,14 @@ def test_authpasswd_same_as_courier(stdin: str) -> None:
             assert verify(password, theirs.stdout.strip()) and verify(password, mine.stdout.strip())
         else:
             assert mine.stdout == theirs.stdout, method
+
+
+def test_defaultoptions_same_as_courier(tmp_path: Path) -> None:
+    with make_pair(tmp_path, "disablewebmail=1,disablepop3=0,group=all") as pair:
+        for request in (b"PRE . imap alice\n", b"PRE . imap carol\n", b"PRE . imap dave\n",
+                        auth("imap", "carol", "carolimap"), cram("carol", "carolimap")):
+            mine, theirs = raw(pair.ours_socket, request), raw(pair.real_socket, request)
+            assert mine == theirs, request
+            assert b"disablewebmail=1" in theirs
+        mine = sorted(raw(pair.ours_socket, b"ENUMERATE\n").split(b"\n"))
+        assert mine == sorted(raw(pair.real_socket, b"ENUMERATE\n").split(b"\n"))
