@@ -1,0 +1,28 @@
+"""The README's demo command builds a working instance (run with --check)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import REPO
+
+
+def test_demo_sets_up_and_logs_in(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--check", "--dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "Authentication succeeded." in proc.stdout
+    assert "Cleartext Password: demo" in proc.stdout
+    new = list((root / "vmail" / "demo" / "Maildir" / "new").iterdir())
+    assert len(new) == 3
+    assert (root / "vmail" / "demo" / "Maildir" / ".Sent" / "maildirfolder").exists()
+    assert (root / "vmail" / "demo" / "Maildir" / "maildirsize").read_text().startswith(
+        "10000000S\n"
+    )
