@@ -321,7 +321,9 @@ def import_mbox(
     show_default=True,
     help="Subscribe to the folders the import creates.",
 )
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, metavar="MBOX... MAILDIR", type=click.Path(path_type=Path)
+)
 def main(
     folder: str | None,
     quoting: str,
@@ -329,10 +331,7 @@ def main(
     subscribe: bool,
     paths: tuple[Path, ...],
 ) -> None:
-    """Import MBOX files (or directory trees of them) into the Maildir++ MAILDIR.
-
-    Usage: mbox2maildir [--folder NAME] MBOX... MAILDIR
-    """
+    """Import MBOX files (or directory trees of them) into the Maildir++ MAILDIR."""
     if len(paths) < 2:
         raise click.UsageError("need at least one MBOX and the MAILDIR")
     *sources, maildir = paths
