@@ -545,8 +545,17 @@ def parse_authinfo(data: bytes) -> AuthInfo:
     return AuthInfo(gid=gid, uid=uid, **kwargs)
 
 
+_LEADING_DIGITS = re.compile(r"[0-9]+")
+
+
 def parse_enumerate(data: bytes) -> Iterator[EnumEntry]:
-    """Decode an ENUMERATE reply body (module headers and blank lines skipped)."""
+    """Decode an ENUMERATE reply body as Courier's client library does.
+
+    Module headers and blank lines are skipped, and so is any line without
+    a home field or whose uid or gid does not start with a digit or is 0
+    (probed on the real authenumerate: ``12x`` is read as 12, `` 5``, ``-1``
+    and ``0`` drop the line).
+    """
     for raw in data.split(b"\n"):
         if not raw or raw.startswith(b"#") or raw == b".":
             continue
@@ -554,9 +563,11 @@ def parse_enumerate(data: bytes) -> Iterator[EnumEntry]:
         if len(parts) < 4:
             continue
         parts += [""] * (6 - len(parts))
-        try:
-            uid, gid = int(parts[1]), int(parts[2])
-        except ValueError:
+        m_uid, m_gid = _LEADING_DIGITS.match(parts[1]), _LEADING_DIGITS.match(parts[2])
+        if not (m_uid and m_gid):
+            continue
+        uid, gid = int(m_uid.group()), int(m_gid.group())
+        if uid == 0 or gid == 0:
             continue
         yield EnumEntry(parts[0], uid, gid, parts[3], parts[4], parts[5])
 

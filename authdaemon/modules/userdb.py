@@ -16,6 +16,7 @@ Field rules, as the real module applies them (checked against it):
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Iterator
 
 from authdaemon import passwords
@@ -26,6 +27,15 @@ from courierpy.authproto import AuthInfo, EnumEntry
 from courierpy.errors import CourierError
 
 __all__ = ["UserdbModule"]
+
+
+def _atoi(text: str) -> int:
+    """C's atoi, as Courier reads uid and gid: "abc" is 0, "12x" is 12."""
+    m = _LEADING_INT.match(text)
+    return int(m.group()) if m else 0
+
+
+_LEADING_INT = re.compile(r"\s*[-+]?[0-9]+")
 
 
 def _unset(value: str | None) -> str:
@@ -87,12 +97,7 @@ class UserdbModule:
         if "uid" not in f or "gid" not in f:
             self.debug(f"userdb: no uid or gid for '{userid}', record ignored")
             return None  # Courier's authuserdb refuses such a record (checked)
-        try:
-            uid = int(f["uid"])
-            gid = int(f["gid"])
-        except ValueError:
-            self.debug(f"userdb: bad uid/gid for '{userid}'")
-            return None
+        uid, gid = _atoi(f["uid"]), _atoi(f["gid"])
         gecos = f.get("gecos")
         return AuthInfo(
             uid=uid,
@@ -256,11 +261,7 @@ class UserdbModule:
             f = record.fields
             if "home" not in f or "uid" not in f or "gid" not in f:
                 continue
-            try:
-                uid = int(f["uid"])
-                gid = int(f["gid"])
-            except ValueError:
-                continue
+            uid, gid = _atoi(f["uid"]), _atoi(f["gid"])
             yield EnumEntry(
                 record.name, uid, gid, f["home"], f.get("mail", ""), f.get("options", "")
             )

@@ -20,7 +20,6 @@ the other's.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import os
 import socket
@@ -88,6 +87,15 @@ def userdb_text() -> str:
     jack_pw, kim_pw = hash_password("jackpw", "md5-crypt"), hash_password("kimpw", "md5-crypt")
     users.append(("jack", f"home=/srv/vmail/jack|systempw={jack_pw}"))
     users.append(("kim", f"uid=77|home=/srv/vmail/kim|systempw={kim_pw}"))  # no gid
+    users += [
+        ("lena", f"uid=abc|gid=5|home=/srv/vmail/lena|systempw={jack_pw}"),
+        ("mona", f"uid=5008|gid=5008|home=/srv/vmail/mona|mail=|quota=|gecos=Mona"
+                 f"|loginpw={hash_password('monalogin', 'md5-crypt')}|systempw={kim_pw}"),
+        ("nina", f"uid=5009|gid=5009|home=/srv/vmail/nina"
+                 f"|hmac-sha1pw={real_userdbpw('ninacram', '-hmac-sha1')}"
+                 f"|hmac-sha256pw={hmac_secret('ninacram', 'sha256')}"),
+        ("jörg", f"uid=5010|gid=5010|home=/srv/vmail/jörg|gecos=Jörg Ü|systempw={jack_pw}"),
+    ]
     lines = [f"{name}\t{fields}\n" for name, fields in users]
     lines.append("5000=\talice\n")  # a reverse record, never an account
     return "".join(lines)
@@ -219,6 +227,13 @@ AUTHTEST_CASES = [
     ("jack",),
     ("jack", "jackpw"),
     ("kim", "kimpw"),
+    ("lena", "jackpw"),
+    ("mona",),
+    ("mona", "monalogin"),
+    ("mona", "kimpw"),
+    ("-s", "imap", "mona", "kimpw"),
+    ("nina",),
+    ("jörg", "jackpw"),
     (),
     ("-x",),
 ]
@@ -245,11 +260,11 @@ def test_our_authtest_same_as_real_authtest(pair: Pair) -> None:
         assert mine == theirs, args
 
 
-def cram(user: str, secret: str) -> bytes:
-    digest = hmac.new(secret.encode(), CHALLENGE, hashlib.md5).hexdigest()
+def cram(user: str, secret: str, algo: str = "md5") -> bytes:
+    digest = hmac.new(secret.encode(), CHALLENGE, algo).hexdigest()
     data = (base64.b64encode(CHALLENGE) + b"\n"
             + base64.b64encode(f"{user} {digest}".encode()) + b"\n")
-    body = b"imap\ncram-md5\n" + data
+    body = f"imap\ncram-{algo}\n".encode() + data
     return b"AUTH %d\n" % len(body) + body
 
 
@@ -284,6 +299,14 @@ RAW_CASES = [
     cram("carol", "wrong"),
     cram("dave", "davecram"),
     cram("alice", "alicepw"),
+    cram("nina", "ninacram", "sha1"),
+    cram("nina", "ninacram", "sha256"),
+    cram("nina", "wrong", "sha256"),
+    cram("nina", "ninacram", "md5"),
+    cram("jörg", "x"),
+    b"PRE . imap j\xc3\xb6rg\n",
+    b"PRE . imap lena\n",
+    b"PRE . imap mona\n",
     b"AUTH 19\nimap\nbogus\ncarol\nxx\n",
     b"AUTH 11\nimap\nlogin\n",
     b"AUTH 27x\nimap\nlogin\ncarol\ncarolimap\n",

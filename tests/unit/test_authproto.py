@@ -307,3 +307,18 @@ def test_merge_options(account: str | None, defaults: str | None, merged: str | 
 def test_options_dict() -> None:
     info = p.AuthInfo(gid=1, home="/", options="disableimap=1,group=staff,flag")
     assert info.options_dict() == {"disableimap": "1", "group": "staff", "flag": ""}
+
+
+def test_parse_enumerate_skips_lines_as_courier_client() -> None:
+    # probed by feeding this reply to the real authenumerate through a fake socket
+    reply = (
+        b"# authuserdb\n\na\t0\t5\t/h\t\t\nb\t5\t0\t/h\t\t\nd\t-1\t5\t/h\t\t\n"
+        b"e\tabc\t5\t/h\t\t\nx\t12x\t5\t/h\t\t\ny\t 5\t6\t/h\t\t\nc\t9\t9\n"
+        b"f\t7\t7\t\t\t\n# other\n\ng\t8\t8\t/h\n\t1\t1\t/h\n.\n"
+    )
+    assert list(p.parse_enumerate(reply)) == [
+        p.EnumEntry("x", 12, 5, "/h"),
+        p.EnumEntry("f", 7, 7, ""),
+        p.EnumEntry("g", 8, 8, "/h"),
+        p.EnumEntry("", 1, 1, "/h"),
+    ]
