@@ -34,12 +34,19 @@ from tests.support import REPO
 BIN = REPO / ".venv" / "bin"
 
 
+#: The accounts' ids (the daemon does not switch to them; Courier's client
+#: library ignores accounts with uid or gid 0, so the tests avoid root's).
+UID, GID = 5000, 5001
+IDS = {"uid": str(UID), "gid": str(GID)}
+
+
 @pytest.fixture
 def users(instance: Instance) -> Instance:
-    instance.add_user("alice", "alicepw")
+    instance.add_user("alice", "alicepw", **IDS)
     instance.add_user(
         "carol",
         "carolpw",
+        **IDS,
         quota="5000000S",
         options="disablepop3=1",
         gecos="Carol Example,Room 1",
@@ -84,7 +91,7 @@ def test_socket_pid_and_permissions(users: Instance, daemon: AuthdaemondProcess)
 
 def test_pre(users: Instance, client: AuthClient) -> None:
     info = client.pre("imap", "carol")
-    assert info.uid == os.getuid() and info.gid == os.getgid()
+    assert info.uid == UID and info.gid == GID
     assert info.home == str(users.users["carol"].home)
     assert info.address == "carol" and info.fullname == "Carol Example"
     assert info.quota == "5000000S" and info.options == "disablepop3=1"
@@ -162,7 +169,7 @@ def test_meta_line_and_exact_reply(users: Instance, daemon: AuthdaemondProcess) 
     alice = users.users["alice"]
     reply = raw(users, b"TCPREMOTEIP=::1\nPRE . imap alice\n")
     expected = (
-        f"UID={alice.uid}\nGID={alice.gid}\nHOME={alice.home}\nADDRESS=alice\n"
+        f"UID={UID}\nGID={GID}\nHOME={alice.home}\nADDRESS=alice\n"
         f"MAILDIR={alice.maildir}\nPASSWD={alice.fields['systempw']}\n.\n"
     ).encode()
     assert reply == expected
@@ -284,7 +291,7 @@ def test_defaultoptions_and_sighup(users: Instance, client: AuthClient) -> None:
 def test_userdb_rebuild_is_picked_up(users: Instance, client: AuthClient) -> None:
     with pytest.raises(AuthFailed):
         client.pre("imap", "dave")
-    users.add_user("dave", "davepw")
+    users.add_user("dave", "davepw", **IDS)
     users.make_userdb()
     assert client.login("imap", "dave", "davepw").address == "dave"
 
@@ -333,7 +340,9 @@ def children(pid: int) -> list[str]:
 
 
 def test_dead_worker_is_replaced(users: Instance, daemon: AuthdaemondProcess) -> None:
-    workers = children(daemon.proc.pid)
+    deadline = time.monotonic() + 5
+    while len(workers := children(daemon.proc.pid)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the socket listens before the workers are forked
     assert len(workers) == 5
     for pid in workers[:3]:
         os.kill(int(pid), signal.SIGKILL)
@@ -382,7 +391,7 @@ def test_authtest_cli(users: Instance, daemon: AuthdaemondProcess) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout == (
         "Authentication succeeded.\n\n"
-        f"     Authenticated: carol  (uid {carol.uid}, gid {carol.gid})\n"
+        f"     Authenticated: carol  (uid {UID}, gid {GID})\n"
         f"    Home Directory: {carol.home}\n"
         f"           Maildir: {carol.maildir}\n"
         "             Quota: 5000000S\n"
@@ -414,14 +423,14 @@ def test_authtest_without_daemon(users: Instance) -> None:
 
 
 def test_authenumerate_cli(users: Instance, daemon: AuthdaemondProcess) -> None:
-    users.add_user("erin", "erinpw", options="disableshared=1")
+    users.add_user("erin", "erinpw", options="disableshared=1", **IDS)
     users.make_userdb()
     r = run_cli(users, "authenumerate", "-o")
     assert r.returncode == 0
     lines = sorted(r.stdout.splitlines())
     carol = users.users["carol"]
     assert (
-        f"carol\t{carol.uid}\t{carol.gid}\t{carol.home}\t{carol.maildir}\tdisablepop3=1" in lines
+        f"carol\t{UID}\t{GID}\t{carol.home}\t{carol.maildir}\tdisablepop3=1" in lines
     )
     assert len(lines) == 3
     r = run_cli(users, "authenumerate", "-s")
