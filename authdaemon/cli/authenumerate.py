@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from courierpy.authclient import AuthClient, AuthTempFail
-from courierpy.authproto import options_dict
+from courierpy.authproto import encode, options_dict
 from courierpy.cli.options import config_dir_option
 
 USAGE = "Usage: authenumerate [-s] [-o]\n"
@@ -64,12 +64,12 @@ def main(config_dir: Path, args: tuple[str, ...]) -> None:
     except AuthTempFail as exc:
         sys.stderr.write(f"authenumerate: {exc}\n")
         sys.exit(1)
-    out = sys.stdout
+    out = sys.stdout.buffer
     for e in entries:
         if skip_shared and _disabled_shared(e.options):
             continue
         line = f"{e.name}\t{e.uid}\t{e.gid}\t{e.home}\t{e.maildir}"
         if with_options:
             line += f"\t{e.options}"
-        out.write(line + "\n")
+        out.write(encode(line + "\n"))
     sys.exit(0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from courierpy.authclient import AuthClient, AuthConnectError, AuthFailed, AuthTempFail
-from courierpy.authproto import AuthInfo
+from courierpy.authproto import AuthInfo, encode
 from courierpy.cli.options import config_dir_option
 
 USAGE = "Usage: authtest [-s service] userid [ password [ newpassword ] ]\n"
@@ -108,5 +108,5 @@ def main(config_dir: Path, args: tuple[str, ...]) -> None:
     except AuthTempFail:
         # Courier's PASSWD treats a missing answer like a refusal.
         _failed(errno.EPERM if len(words) >= 3 else errno.EIO)
-    sys.stdout.write(format_authinfo(info))
+    sys.stdout.buffer.write(encode(format_authinfo(info)))  # bytes as the daemon sent them
     sys.exit(0)

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,6 +96,8 @@ def userdb_text() -> str:
                  f"|hmac-sha1pw={real_userdbpw('ninacram', '-hmac-sha1')}"
                  f"|hmac-sha256pw={hmac_secret('ninacram', 'sha256')}"),
         ("jörg", f"uid=5010|gid=5010|home=/srv/vmail/jörg|gecos=Jörg Ü|systempw={jack_pw}"),
+        # Latin-1 bytes (not UTF-8) in a value
+        ("zoe", f"uid=5011|gid=5011|home=/srv/vmail/z\udce9|gecos=Zo\udce9|systempw={jack_pw}"),
     ]
     lines = [f"{name}\t{fields}\n" for name, fields in users]
     lines.append("5000=\talice\n")  # a reverse record, never an account
@@ -103,7 +106,7 @@ def userdb_text() -> str:
 
 def write_userdb(etc: Path, text: str) -> None:
     etc.mkdir(parents=True, exist_ok=True)
-    (etc / "userdb").write_text(text)
+    (etc / "userdb").write_bytes(text.encode("utf-8", "surrogateescape"))
     (etc / "userdb").chmod(0o600)
 
 
@@ -196,7 +199,12 @@ def raw(path: Path, data: bytes) -> bytes:
         return out
 
 
-def result(p: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+def result(p: subprocess.CompletedProcess[Any]) -> tuple[int, Any, Any]:
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_bytes(argv: list[str | Path], **kwargs: object) -> tuple[int, bytes, bytes]:
+    p = subprocess.run(argv, capture_output=True, timeout=30, **kwargs)  # type: ignore[call-overload]
     return p.returncode, p.stdout, p.stderr
 
 
@@ -234,6 +242,7 @@ AUTHTEST_CASES = [
     ("-s", "imap", "mona", "kimpw"),
     ("nina",),
     ("jörg", "jackpw"),
+    ("zoe", "jackpw"),
     (),
     ("-x",),
 ]
@@ -242,8 +251,8 @@ AUTHTEST_CASES = [
 def test_real_authtest_same_against_both_daemons(pair: Pair) -> None:
     authtest = require("authtest")
     for args in AUTHTEST_CASES:
-        theirs = result(pair.real.run([authtest, *args], text=True))
-        mine = result(pair.ours_ns.run([authtest, *args], text=True))
+        theirs = result(pair.real.run([authtest, *args]))
+        mine = result(pair.ours_ns.run([authtest, *args]))
         assert mine == theirs, args
     # the cases above are not all alike
     assert result(pair.real.run([authtest, "-s", "imap", "carol", "carolimap"], text=True))[0] == 0
@@ -252,11 +261,8 @@ def test_real_authtest_same_against_both_daemons(pair: Pair) -> None:
 def test_our_authtest_same_as_real_authtest(pair: Pair) -> None:
     authtest = require("authtest")
     for args in AUTHTEST_CASES:
-        theirs = result(pair.real.run([authtest, *args], text=True))
-        mine = result(subprocess.run(
-            [BIN / "authtest", "--config-dir", pair.client_etc, *args],
-            capture_output=True, text=True, timeout=30,
-        ))
+        theirs = result(pair.real.run([authtest, *args]))
+        mine = run_bytes([BIN / "authtest", "--config-dir", pair.client_etc, *args])
         assert mine == theirs, args
 
 
@@ -341,19 +347,19 @@ def test_enumerate_identical_when_sorted(pair: Pair) -> None:
     args = [["-o"], ["-s"], []]
     for a in args:
         # the real authenumerate against our daemon, and ours against the real one
-        on_ours = pair.ours_ns.run([require("authenumerate"), *a], text=True)
-        on_real = pair.real.run([require("authenumerate"), *a], text=True)
+        on_ours = pair.ours_ns.run([require("authenumerate"), *a])
+        on_real = pair.real.run([require("authenumerate"), *a])
         assert (on_ours.returncode, sorted(on_ours.stdout.splitlines()), on_ours.stderr) == (
             on_real.returncode, sorted(on_real.stdout.splitlines()), on_real.stderr), a
         ours = subprocess.run([BIN / "authenumerate", "--config-dir", pair.client_etc, *a],
-                              capture_output=True, text=True, timeout=30)
-        real = pair.real.run([require("authenumerate"), *a], text=True)
+                              capture_output=True, timeout=30)
+        real = pair.real.run([require("authenumerate"), *a])
         assert (ours.returncode, sorted(ours.stdout.splitlines()), ours.stderr) == (
             real.returncode, sorted(real.stdout.splitlines()), real.stderr), a
 
 
 def fields_of(etc: Path, name: str) -> dict[str, str]:
-    for line in (etc / "userdb").read_text().splitlines():
+    for line in (etc / "userdb").read_text(errors="surrogateescape").splitlines():
         if line.startswith(name + "\t"):
             return dict(f.split("=", 1) for f in line.split("\t", 1)[1].split("|"))
     raise KeyError(name)
