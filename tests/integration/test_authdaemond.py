@@ -479,3 +479,32 @@ def test_bin_authdaemond_start_stop(users: Instance) -> None:
         subprocess.run([script, "stop"], env=env, capture_output=True, timeout=30)
     assert not (users.authdaemonvar / "pid").exists()
     assert not users.socket_path.exists()
+
+
+def test_passwd_in_a_userdb_directory(instance: Instance) -> None:
+    """A userdb made of sub-files: the change lands in the account's own file."""
+    instance.userdb.unlink()
+    (instance.userdb / "staff").mkdir(parents=True, mode=0o700)
+    instance.userdb.chmod(0o700)
+    home = instance.mailroot / "olga"
+    line = (
+        f"olga\tuid={UID}|gid={GID}|home={home}|systempw={md5_crypt.hash('olgapw')}\n"
+    )
+    (instance.userdb / "staff" / "people").write_text(line)
+    (instance.userdb / "staff" / "people").chmod(0o600)
+    (instance.userdb / "other").write_text(
+        f"piet\tuid={UID}|gid={GID}|home={home}|systempw={md5_crypt.hash('pietpw')}\n"
+    )
+    (instance.userdb / "other").chmod(0o600)
+    instance.make_userdb()
+    with instance.start_authdaemond():
+        client = AuthClient(instance.socket_path, Timeouts(2, 2, 10))
+        client.passwd("imap", "olga", "olgapw", "olganew")
+        assert client.login("imap", "olga", "olganew")
+        with pytest.raises(AuthFailed):
+            client.login("imap", "olga", "olgapw")
+        assert client.login("imap", "piet", "pietpw")
+    people = (instance.userdb / "staff" / "people").read_text()
+    assert people.startswith("olga\t") and "systempw=$1$" in people
+    other = (instance.userdb / "other").read_text()
+    assert other.startswith("piet\t") and other.count("\n") == 1
