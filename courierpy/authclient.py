@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -104,11 +105,15 @@ class AuthClient:
         socket_path: Path | str,
         timeouts: Timeouts | None = None,
         meta: Mapping[str, str] | None = None,
+        debug_login: int | None = None,
     ) -> None:
         self.socket_path = str(socket_path)
         self.timeouts = timeouts or Timeouts.from_environ()
         #: ``NAME=value`` lines sent before every request (e.g. TCPREMOTEIP).
         self.meta = tuple((meta or {}).items())
+        #: Courier's client-side DEBUG_LOGIN (from the environment unless given):
+        #: 1 logs each login's user name to stderr, 2 its password as well.
+        self.debug_login = debug_login if debug_login is not None else _debug_level(os.environ)
 
     @classmethod
     def from_config(cls, config_dir: Path | str, **kwargs: object) -> AuthClient:
@@ -122,6 +127,12 @@ class AuthClient:
 
     def login(self, service: str, userid: str, password: str) -> AuthInfo:
         """Check a cleartext password (``AUTH ... login``)."""
+        if self.debug_login >= 1:
+            ip = dict(self.meta).get("TCPREMOTEIP") or os.environ.get("TCPREMOTEIP", "")
+            sys.stderr.write(f"DEBUG: LOGIN: ip=[{ip}], username={userid}\n")
+            if self.debug_login >= 2:
+                sys.stderr.write(f"DEBUG: LOGIN: ip=[{ip}], password={password}\n")
+            sys.stderr.flush()
         data = f"{userid}\n{password}\n"
         return self._authinfo(authproto.encode_auth(service, "login", data, self.meta))
 
@@ -209,6 +220,13 @@ class AuthClient:
                     return bytes(buf)
         finally:
             sock.close()
+
+
+def _debug_level(environ: Mapping[str, str]) -> int:
+    try:
+        return int(environ.get("DEBUG_LOGIN", "0") or 0)
+    except ValueError:
+        return 0
 
 
 def _reply_complete(buf: bytes) -> bool:

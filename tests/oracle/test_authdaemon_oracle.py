@@ -264,6 +264,15 @@ def test_our_authtest_same_as_real_authtest(pair: Pair) -> None:
         theirs = result(pair.real.run([authtest, *args]))
         mine = run_bytes([BIN / "authtest", "--config-dir", pair.client_etc, *args])
         assert mine == theirs, args
+    # the client's own debugging output (stderr) at each DEBUG_LOGIN level
+    for level in ("1", "2"):
+        env = {**os.environ, "DEBUG_LOGIN": level}
+        for args in (("alice", "alicepw"), ("alice", "wrong"), ("alice",), ("carol", "a", "b")):
+            theirs = result(pair.real.run(["env", f"DEBUG_LOGIN={level}", authtest, *args]))
+            mine = run_bytes([BIN / "authtest", "--config-dir", pair.client_etc, *args], env=env)
+            assert mine == theirs, (level, args)
+    theirs = result(pair.real.run(["env", "DEBUG_LOGIN=2", authtest, "alice", "wrong"]))
+    assert theirs[2].startswith(b"DEBUG: LOGIN: ip=[::1], username=alice\n")
 
 
 def cram(user: str, secret: str, algo: str = "md5") -> bytes:
