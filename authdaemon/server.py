@@ -398,6 +398,18 @@ class WorkerLoop:
 # -- the master ------------------------------------------------------------------
 
 
+def _someone_listens(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def _make_listener(config: ServerConfig) -> socket.socket:
     """Bind ``<authdaemonvar>/socket`` (0777) in a 0750 directory, replacing any old one."""
     var = config.authdaemonvar
@@ -538,10 +550,16 @@ class Master:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
         config = self.config
         self._modules(config)  # unknown module names fail here, before the socket
+        if _someone_listens(config.socket_path):
+            # e.g. Courier's own authdaemond, which does not use our pid lock
+            raise AlreadyRunning(
+                f"authdaemond is already running (something answers on {config.socket_path})"
+            )
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         self._take_pid_lock()
-        listener = _make_listener(config)
+        listener: socket.socket | None = None
         try:
+            listener = _make_listener(config)
             self._log_start(config)
             self._spawn(listener, config)
             while True:
@@ -560,8 +578,11 @@ class Master:
                     return 0
         finally:
             self._stop_workers()
-            listener.close()
-            for path in (config.socket_path, config.pid_path):
+            paths = [config.pid_path]
+            if listener is not None:
+                listener.close()
+                paths.append(config.socket_path)
+            for path in paths:
                 try:
                     path.unlink()
                 except FileNotFoundError:

@@ -442,3 +442,12 @@ def test_defaultoptions_same_as_courier(tmp_path: Path) -> None:
             assert b"disablewebmail=1" in theirs
         mine = sorted(raw(pair.ours_socket, b"ENUMERATE\n").split(b"\n"))
         assert mine == sorted(raw(pair.real_socket, b"ENUMERATE\n").split(b"\n"))
+
+
+def test_ours_refuses_to_take_over_a_running_courier_daemon(pair: Pair) -> None:
+    etc = pair.client_etc  # its authdaemonvar is the real daemon's directory
+    r = subprocess.run([BIN / "authdaemond", "--config-dir", etc], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0 and "already running" in r.stderr
+    assert raw(pair.real_socket, b"PRE . imap alice\n").startswith(b"UID=5000\n")
+    assert not (pair.real_socket.parent / "pid").exists()
