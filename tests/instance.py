@@ -23,10 +23,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from passlib.hash import md5_crypt
 
 from tests.support import REPO, free_port
+
+if TYPE_CHECKING:
+    from courierpy.authclient import AuthClient
 
 
 def _sh_quote(value: str) -> str:
@@ -124,6 +128,12 @@ class Instance:
         from authdaemon.userdb.makeuserdb import build
 
         build(self.userdb)
+
+    def auth_client(self) -> AuthClient:
+        """A client for this instance's authdaemond socket."""
+        from courierpy.authclient import AuthClient
+
+        return AuthClient(self.socket_path)
 
     @contextmanager
     def start_authdaemond(self, *extra_args: str, **env: str) -> Iterator[AuthdaemondProcess]:

@@ -366,7 +366,7 @@ def test_second_daemon_refuses_to_start(users: Instance, daemon: AuthdaemondProc
         timeout=20,
     )
     assert proc.returncode != 0 and "already running" in proc.stderr
-    assert AuthClient(users.socket_path).pre("imap", "alice")
+    assert users.auth_client().pre("imap", "alice")
 
 
 # -- the CLIs ------------------------------------------------------------------------
@@ -474,7 +474,7 @@ def test_bin_authdaemond_start_stop(users: Instance) -> None:
         assert r.returncode == 0
         new_pid = int((users.authdaemonvar / "pid").read_text())
         assert new_pid != pid
-        assert AuthClient(users.socket_path).pre("imap", "alice")
+        assert users.auth_client().pre("imap", "alice")
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, timeout=30)
     assert not (users.authdaemonvar / "pid").exists()
