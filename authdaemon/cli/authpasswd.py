@@ -28,7 +28,7 @@ def _read_line() -> str | None:
     context_settings={
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
-        "help_option_names": [],
+        "help_option_names": ["--help"],
     }
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)

@@ -19,7 +19,7 @@ from courierpy.cli.options import config_dir_option
     context_settings={
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
-        "help_option_names": [],
+        "help_option_names": ["--help"],
     }
 )
 @config_dir_option

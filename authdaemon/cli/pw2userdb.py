@@ -93,7 +93,7 @@ def _read(path: str) -> str:
         return f.read().decode(ENCODING, ERRORS)
 
 
-@click.command(context_settings={"help_option_names": []})
+@click.command(context_settings={"help_option_names": ["--help"]})
 @click.option("--passwd", "-passwd", "passwd", default="", metavar="FILE",
               help="passwd file (default /etc/passwd).")
 @click.option("--shadow", "-shadow", "shadow", default="", metavar="FILE",

@@ -133,7 +133,7 @@ def run(config_dir: Path, argv: list[str]) -> int:
     context_settings={
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
-        "help_option_names": [],
+        "help_option_names": ["--help"],
     }
 )
 @config_dir_option

@@ -144,9 +144,23 @@ def _is_terminal(fd: int) -> bool:
     return True
 
 
+HELP = """\
+Usage: userdbpw [-md5 | -hmac-md5 | -hmac-sha1 | -hmac-sha256]
+
+Read a password (twice from a terminal, else one line from standard input)
+and print its hash for a userdb password field: traditional DES crypt by
+default, MD5-crypt with -md5, or the HMAC secret for CRAM-MD5, CRAM-SHA1 or
+CRAM-SHA256. See userdbpw(8).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run userdbpw; returns the exit status."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--help"]:
+        # Courier's userdbpw calls --help an invalid argument; ours helps.
+        sys.stdout.write(HELP)
+        return 0
     try:
         md5, algo = parse_args(args)
     except InvalidArgument:

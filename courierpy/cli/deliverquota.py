@@ -187,8 +187,7 @@ def run(argv: list[str], config_dir: Path, stdin: object = None) -> int:
     return 0
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []},
-               add_help_option=False)
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
 @config_dir_option
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def main(config_dir: Path, argv: tuple[str, ...]) -> None:

@@ -256,8 +256,7 @@ def _set_quota(maildir: str, folder: str | None, spec_text: str) -> int:
     return 0
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []},
-               add_help_option=False)
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def main(argv: tuple[str, ...]) -> None:
     """Create a Maildir++ (see maildirmake(1))."""

@@ -80,7 +80,6 @@ ARGUMENT_CASES = [
     ["x"],
     [""],
     ["--", "-md5"],
-    ["--help"],
     ["-md5", "extra"],
     ["-hmac-md5", "-hmac-bogus"],
 ]
@@ -553,3 +552,12 @@ def test_closed_stdin_like_courier():
     ours = subprocess.run([*OURS], cwd=REPO, capture_output=True, preexec_fn=close_stdin)
     assert (real.returncode, real.stdout, real.stderr) == (1, b"", b"")
     assert (ours.returncode, ours.stdout, ours.stderr) == (1, b"", b"")
+
+
+def test_help_is_ours() -> None:
+    """Courier calls --help an invalid argument; ours prints a usage summary (differences.md)."""
+    real = run(real_cmd(), ["--help"], b"")
+    assert real.returncode == 1 and b"invalid argument" in real.stderr
+    ours = run(OURS, ["--help"], b"")
+    assert ours.returncode == 0
+    assert ours.stdout.startswith(b"Usage: userdbpw [-md5 | -hmac-md5")
