@@ -22,7 +22,7 @@ reply parser (client side). Values are ``str``; bytes that are not UTF-8 pass
 through unchanged thanks to the ``surrogateescape`` error handler.
 
 The limits are Courier's (its buffer is ``BUFSIZ`` = 8192 bytes): a line,
-LF included, must fit in 8191 bytes, and the AUTH length must be 1..8190.
+LF included, must fit in 8191 bytes, and the AUTH length must be 1..8191.
 Where Courier closes the connection without a word, the parser raises
 :class:`RequestError`; where Courier answers ``FAIL``, it returns a
 :class:`BadRequest`.
@@ -76,8 +76,8 @@ __all__ = [
 
 #: Longest request line Courier accepts, LF included (BUFSIZ - 1).
 LINE_MAX: Final = 8191
-#: Largest AUTH body length Courier accepts.
-AUTH_MAX: Final = 8190
+#: Largest AUTH body length Courier accepts (BUFSIZ - 1).
+AUTH_MAX: Final = 8191
 
 
 class _NeedData:

@@ -183,7 +183,7 @@ def test_meta_line_and_exact_reply(users: Instance, daemon: AuthdaemondProcess) 
         (b"BOGUS x\n", b""),
         (b"PRE\n", b""),
         (b"AUTH abc\n", b""),
-        (b"AUTH 8191\n", b""),
+        (b"AUTH 8192\n", b""),
         (b"AUTH 27x\nimap\nlogin\ncarol\ncarolimaq\n", b"FAIL\n"),  # read as 27
         (b"AUTH 19\nimap\nbogus\ncarol\nxx\n", b"FAIL\n"),
         (b"AUTH 11\nimap\nlogin\n", b"FAIL\n"),

@@ -309,7 +309,7 @@ RAW_CASES = [
     auth("imap", "dave", "davepw"),
     auth("imap", "gina", "ginapw"),
     auth("imap", "alice", "wrong"),
-    auth("imap", "alice", "alicepw")[:-1],  # no final LF: still accepted
+    b"AUTH 24\nimap\nlogin\nalice\nalicepw",  # no final LF: still accepted
     cram("carol", "carolimap"),
     cram("carol", "wrong"),
     cram("dave", "davecram"),
@@ -333,12 +333,20 @@ RAW_CASES = [
     b"PASSWD imap\tcarol\tx\x01\tnew\n",
     b"PASSWD imap\tcarol\twrong\tnew\n",
     b"PRE . imap " + b"a" * 8179 + b"\n",
+    b"PRE . imap " + b"a" * 8180 + b"\n",
+    b"AUTH 8191\nimap\nlogin\nalice\n" + b"p" * (8191 - 17),
+    b"AUTH 8192\nimap\nlogin\nalice\n" + b"p" * (8192 - 17),
 ]
 
 
 def test_raw_replies_identical(pair: Pair) -> None:
+    def closed_alike(reply: bytes) -> bytes:
+        # a hang-up with unread input may reach the client as a reset: same thing
+        return b"" if reply == b"<reset>" else reply
+
     for request in RAW_CASES:
-        assert raw(pair.ours_socket, request) == raw(pair.real_socket, request), request
+        mine, theirs = raw(pair.ours_socket, request), raw(pair.real_socket, request)
+        assert closed_alike(mine) == closed_alike(theirs), request
     assert raw(pair.real_socket, cram("carol", "carolimap")).startswith(b"UID=5000\n")
 
 

@@ -130,7 +130,7 @@ def test_pre_word_splitting_as_courier() -> None:
         b"AUTH abc\n",
         b"AUTH 0\n",
         b"AUTH -1\n",
-        b"AUTH 8191\n",
+        b"AUTH 8192\n",
         b"AUTH 5\nimap\n",  # no authtype line inside the counted body
         b"PASSWD imap\tcarol\told\n",
     ],
