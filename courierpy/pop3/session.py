@@ -1,0 +1,555 @@
+"""The POP3 protocol core, without I/O: bytes in, actions out.
+
+One :class:`Pop3Session` is one connection. :meth:`Pop3Session.feed` takes
+whatever the client sent (several pipelined commands, half a command, ...)
+and returns the actions for the I/O loop, in order: :class:`bytes` to send,
+:class:`Sleep` (the delay after a failed login), :class:`StartTLS`,
+:class:`Log` (a login or a failed one) and :class:`Close`. Authentication and
+the opening of the Maildir are injected callables, so the core never touches
+a socket; the Maildir snapshot is a :class:`~courierpy.pop3.mailbox.Pop3Mailbox`.
+
+States (RFC 1939) and the commands each accepts::
+
+    AUTHORIZATION  CAPA USER PASS AUTH STLS UTF8 NOOP QUIT   (Courier's courierpop3login)
+    TRANSACTION    CAPA STAT LIST RETR DELE NOOP RSET QUIT TOP UIDL UTF8  (courierpop3d)
+    UPDATE         entered by QUIT in TRANSACTION: deletions, then "+OK Bye-bye."
+
+Every reply text is Courier's (captured from courier-pop 1.0.16); anything a
+state does not accept, APOP included (Courier has no APOP), gets
+``-ERR Invalid command.``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from courierpy.authclient import AuthFailed, AuthTempFail
+from courierpy.authproto import AuthInfo, options_dict
+from courierpy.pop3.mailbox import MailboxError, Pop3Mailbox, Pop3Message
+from courierpy.wire.buffer import LineTooLong, ReceiveBuffer
+
+__all__ = [
+    "Action",
+    "Close",
+    "Log",
+    "Pop3Session",
+    "Pop3Settings",
+    "Sleep",
+    "StartTLS",
+    "State",
+]
+
+#: Longest command line accepted (RFC 2449 allows 255 octets; SASL replies are longer).
+MAX_LINE = 8192
+#: Courier sleeps this long before answering a failed login.
+DEFAULT_FAIL_DELAY = 5.0
+
+INVALID = b"-ERR Invalid command.\r\n"
+BAD_NUMBER = b"-ERR Invalid message number.\r\n"
+
+
+class State(enum.Enum):
+    AUTHORIZATION = "AUTHORIZATION"
+    TRANSACTION = "TRANSACTION"
+    UPDATE = "UPDATE"
+    CLOSED = "CLOSED"
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS:
+    """Flush, then run the TLS handshake on the connection; call :meth:`tls_started`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Flush and end the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """``event`` is ``LOGIN`` or ``LOGIN FAILED``; the loop adds ip and port."""
+
+    event: str
+    user: str
+
+
+Action = bytes | Sleep | StartTLS | Close | Log
+
+Authenticator = Callable[[str, str], AuthInfo]
+"""(authtype, authdata) → account, as authdaemond's AUTH request; raises AuthFailed/AuthTempFail."""
+MailboxOpener = Callable[[AuthInfo], Pop3Mailbox]
+
+
+@dataclass
+class Pop3Settings:
+    """What the pop3d / pop3d-ssl keys decide for one session."""
+
+    #: POP3AUTH: SASL mechanisms offered without TLS.
+    sasl: tuple[str, ...] = ()
+    #: POP3AUTH_TLS: SASL mechanisms offered once TLS is active (falls back to ``sasl``).
+    sasl_tls: tuple[str, ...] = ()
+    #: STLS can be offered (POP3_STARTTLS=YES and a certificate).
+    starttls: bool = False
+    #: The connection is already encrypted (POP3_TLS=1, or after STLS).
+    tls: bool = False
+    #: POP3_TLS_REQUIRED=1: no login before TLS.
+    tls_required: bool = False
+    fail_delay: float = DEFAULT_FAIL_DELAY
+    hostname: str = field(default_factory=socket.gethostname)
+
+    @staticmethod
+    def words(value: str | None) -> tuple[str, ...]:
+        return tuple((value or "").upper().split())
+
+
+def _atoi(text: str) -> int:
+    """C's atoi: optional blanks and sign, then digits; 0 when there are none."""
+    s = text.lstrip()
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    n = 0
+    for ch in s:
+        if not ch.isdigit() or not ch.isascii():
+            break
+        n = n * 10 + ord(ch) - 48
+    return sign * n
+
+
+def access_refusal(options: str | None, *, tls: bool) -> bytes | None:
+    """Courier's -ERR line when the account options forbid this POP3 login, else None."""
+    opts = options_dict(options or "")
+
+    def on(name: str) -> bool:
+        return name in opts and (opts[name] == "" or _atoi(opts[name]) != 0)
+
+    if on("disablepop3"):
+        return b"-ERR POP3 access disabled for this account.\r\n"
+    if on("disableinsecurepop3") and not tls:
+        return b"-ERR POP3 access disabled via insecure connection.\r\n"
+    return None
+
+
+def encode_message(data: bytes) -> bytes:
+    """A message body on the wire: LF → CRLF, dot-stuffed, CRLF-terminated, no final dot."""
+    if not data:
+        return b""
+    out = data.replace(b"\n.", b"\n..")
+    if out.startswith(b"."):
+        out = b"." + out
+    out = out.replace(b"\n", b"\r\n")
+    if not out.endswith(b"\n"):
+        out += b"\r\n"
+    return out
+
+
+def top_part(data: bytes, lines: int) -> bytes:
+    """The header block, the blank line and the first *lines* body lines (all if < 0)."""
+    idx = data.find(b"\n\n")  # as Courier: a leading empty line does not end the header
+    if idx < 0:
+        return data  # no blank line: all of it is header
+    cut = idx + 1
+    head, body = data[: cut + 1], data[cut + 1 :]
+    if lines < 0:
+        return head + body
+    pos = 0
+    for _ in range(lines):
+        nl = body.find(b"\n", pos)
+        if nl < 0:
+            pos = len(body)
+            break
+        pos = nl + 1
+    return head + body[:pos]
+
+
+class Pop3Session:
+    """One POP3 connection's protocol state (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Pop3Settings,
+        *,
+        authenticate: Authenticator | None = None,
+        open_mailbox: MailboxOpener | None = None,
+        mailbox: Pop3Mailbox | None = None,
+        user: str = "",
+    ) -> None:
+        self.settings = settings
+        self._authenticate = authenticate
+        self._open_mailbox = open_mailbox
+        self.buffer = ReceiveBuffer(MAX_LINE)
+        self.state = State.TRANSACTION if mailbox is not None else State.AUTHORIZATION
+        self.mailbox = mailbox
+        self.user = user
+        self.account: AuthInfo | None = None
+        self.deleted: set[int] = set()
+        self.utf8 = False
+        self._pending_user: str | None = None
+        self._sasl: _Sasl | None = None
+        self._skip_rest = False
+        #: Statistics for Courier's LOGOUT line.
+        self.rcvd = 0
+        self.sent = 0
+        self.top_bytes = 0
+        self.retr_bytes = 0
+        self.started = time.monotonic()
+        self.stls = False
+
+    # -- the I/O loop's interface ----------------------------------------------
+
+    def greeting(self) -> list[Action]:
+        if self.state is State.TRANSACTION:
+            return self._out(b"+OK logged in.\r\n")
+        return self._out(b"+OK Hello there.\r\n")
+
+    def feed(self, data: bytes) -> list[Action]:
+        """Process every complete line in *data* (plus earlier leftovers)."""
+        self.rcvd += len(data)
+        self.buffer.feed(data)
+        actions: list[Action] = []
+        while self.state not in (State.CLOSED,):
+            if self._skip_rest:
+                if not self.buffer.skip_line():
+                    break
+                self._skip_rest = False
+                continue
+            try:
+                raw = self.buffer.next_line()
+            except LineTooLong:
+                self._skip_rest = True
+                actions += self._out(INVALID)
+                continue
+            if raw is None:
+                break
+            line = raw.rstrip(b"\n").rstrip(b"\r")
+            step = self._line(line)
+            actions += step
+            if any(isinstance(a, StartTLS) for a in step):
+                # RFC 2595: nothing sent before the handshake may be acted on
+                self.buffer = ReceiveBuffer(MAX_LINE)
+                break
+        return actions
+
+    def tls_started(self) -> None:
+        self.settings.tls = True
+        self.settings.starttls = False
+        self.stls = True
+
+    def deletions_pending(self) -> bool:
+        return bool(self.deleted)
+
+    @property
+    def finished(self) -> bool:
+        return self.state is State.CLOSED
+
+    # -- dispatch ---------------------------------------------------------------
+
+    def _out(self, data: bytes) -> list[Action]:
+        self.sent += len(data)
+        return [data]
+
+    def _line(self, line: bytes) -> list[Action]:
+        text = line.decode("utf-8", "surrogateescape")
+        if self._sasl is not None:
+            return self._sasl_step(text)
+        words = text.split()
+        if not words:
+            return self._out(INVALID)
+        cmd = words[0].upper()
+        args = words[1:]
+        if self.state is State.AUTHORIZATION:
+            handler = _AUTH_COMMANDS.get(cmd)
+            if handler is None:
+                return self._out(INVALID)
+            return handler(self, text, args)
+        handler = _TRANS_COMMANDS.get(cmd)
+        if handler is None:
+            return self._out(INVALID)
+        return handler(self, args)
+
+    # -- AUTHORIZATION -----------------------------------------------------------
+
+    def _sasl_list(self) -> tuple[str, ...]:
+        if self.settings.tls and self.settings.sasl_tls:
+            return self.settings.sasl_tls
+        return self.settings.sasl
+
+    def _capa(self, *_: object) -> list[Action]:
+        lines = [b"+OK Here's what I can do:\r\n"]
+        if self.state is State.AUTHORIZATION:
+            sasl = self._sasl_list()
+            if sasl:
+                lines.append(b"SASL " + " ".join(sasl).encode() + b"\r\n")
+            if self.settings.starttls and not self.settings.tls:
+                lines.append(b"STLS\r\n")
+        lines += [b"TOP\r\n", b"USER\r\n", b"LOGIN-DELAY 10\r\n", b"PIPELINING\r\n",
+                  b"UIDL\r\n", b"UTF8 USER\r\n", b"IMPLEMENTATION Courier Mail Server\r\n",
+                  b".\r\n"]
+        return self._out(b"".join(lines))
+
+    def _user(self, text: str, args: list[str]) -> list[Action]:
+        if not args:
+            return self._out(INVALID)
+        if self.settings.tls_required and not self.settings.tls:
+            return self._out(b"-ERR TLS required to log in.\r\n")
+        self._pending_user = text.split(None, 1)[1].strip()
+        return self._out(b"+OK Password required.\r\n")
+
+    def _pass(self, text: str, args: list[str]) -> list[Action]:
+        if self._pending_user is None:
+            return self._out(b"-ERR USER/PASS required.\r\n")
+        user = self._pending_user
+        self._pending_user = None
+        password = text[5:] if len(text) > 5 else ""
+        return self._login(user, "login", f"{user}\n{password}\n")
+
+    def _auth(self, text: str, args: list[str]) -> list[Action]:
+        offered = self._sasl_list()
+        if not offered:
+            return self._out(INVALID)
+        if self.settings.tls_required and not self.settings.tls:
+            return self._out(b"-ERR TLS required to log in.\r\n")
+        if not args:
+            return self._out(b"+OK\r\n" + b"".join(m.encode() + b"\r\n" for m in offered)
+                             + b".\r\n")
+        mech = args[0].upper()
+        if mech not in offered or mech not in _MECHANISMS:
+            return self._out(b"-ERR Unsupported authentication mechanism.\r\n")
+        initial = args[1] if len(args) > 1 else None
+        self._sasl = _Sasl(mech)
+        if mech == "PLAIN":
+            if initial is not None:
+                return self._sasl_step(initial)
+            return self._out(b"+ \r\n")
+        if mech == "LOGIN":
+            if initial is not None:
+                return self._sasl_step(initial)
+            return self._out(b"+ " + base64.b64encode(b"Username:") + b"\r\n")
+        challenge = f"<{os.getpid()}.{int(time.time())}@{self.settings.hostname}>"
+        self._sasl.challenge = base64.b64encode(challenge.encode()).decode()
+        return self._out(b"+ " + self._sasl.challenge.encode() + b"\r\n")
+
+    def _sasl_step(self, text: str) -> list[Action]:
+        sasl = self._sasl
+        assert sasl is not None
+        text = text.strip()
+        if text == "*":
+            self._sasl = None
+            return self._out(b"-ERR Authentication cancelled.\r\n")
+        try:
+            data = base64.b64decode(text, validate=True) if text != "=" else b""
+        except (binascii.Error, ValueError):
+            self._sasl = None
+            return self._out(b"-ERR Invalid base64 data.\r\n")
+        if sasl.mech == "LOGIN" and sasl.user is None:
+            sasl.user = data.decode("utf-8", "surrogateescape")
+            return self._out(b"+ " + base64.b64encode(b"Password:") + b"\r\n")
+        self._sasl = None
+        if sasl.mech == "LOGIN":
+            user = sasl.user or ""
+            return self._login(user, "login",
+                               f"{user}\n{data.decode('utf-8', 'surrogateescape')}\n")
+        if sasl.mech == "PLAIN":
+            parts = data.split(b"\0")
+            if len(parts) != 3:
+                return self._failed("", [])
+            authzid, user_b, pw_b = parts
+            user = user_b.decode("utf-8", "surrogateescape")
+            if authzid and authzid != user_b:
+                return self._failed(user, [])
+            return self._login(user, "login",
+                               f"{user}\n{pw_b.decode('utf-8', 'surrogateescape')}\n")
+        user = data.decode("utf-8", "surrogateescape").rsplit(" ", 1)[0]
+        return self._login(user, sasl.mech.lower(), f"{sasl.challenge}\n{text}\n")
+
+    def _failed(self, user: str, pre: list[Action]) -> list[Action]:
+        return [*pre, Log("LOGIN FAILED", user), Sleep(self.settings.fail_delay),
+                *self._out(b"-ERR Login failed.\r\n")]
+
+    def _login(self, user: str, authtype: str, authdata: str) -> list[Action]:
+        if self._authenticate is None or self._open_mailbox is None:
+            return self._out(INVALID)
+        try:
+            info = self._authenticate(authtype, authdata)
+        except AuthFailed:
+            return self._failed(user, [])
+        except AuthTempFail:
+            self.state = State.CLOSED
+            return [*self._out(b"-ERR Temporary problem, please try again later\r\n"), Close()]
+        refusal = access_refusal(info.options, tls=self.settings.tls)
+        if refusal is not None:
+            self.state = State.CLOSED
+            return [*self._out(refusal), Close()]
+        try:
+            self.mailbox = self._open_mailbox(info)
+        except (MailboxError, OSError):
+            self.state = State.CLOSED
+            return [*self._out(b"-ERR Maildir: No such file or directory\r\n"), Close()]
+        self.account = info
+        self.user = info.address or user
+        self.state = State.TRANSACTION
+        self.started = time.monotonic()
+        return [Log("LOGIN", self.user), *self._out(b"+OK logged in.\r\n")]
+
+    def _stls(self, text: str, args: list[str]) -> list[Action]:
+        if not self.settings.starttls or self.settings.tls:
+            return self._out(INVALID)
+        return [*self._out(b"+OK Begin SSL/TLS negotiation now.\r\n"), StartTLS()]
+
+    def _utf8_auth(self, text: str, args: list[str]) -> list[Action]:
+        return self._utf8(args)
+
+    def _quit_auth(self, text: str, args: list[str]) -> list[Action]:
+        self.state = State.CLOSED
+        return [*self._out(b"+OK Better luck next time.\r\n"), Close()]
+
+    # -- TRANSACTION -------------------------------------------------------------
+
+    @property
+    def _msgs(self) -> list[Pop3Message]:
+        assert self.mailbox is not None
+        return self.mailbox.messages
+
+    def _number(self, args: list[str]) -> int | None:
+        """The 0-based index named by args[0], or None if out of range or deleted."""
+        if not args:
+            return None
+        n = _atoi(args[0])
+        if n < 1 or n > len(self._msgs) or (n - 1) in self.deleted:
+            return None
+        return n - 1
+
+    def _stat(self, args: list[str]) -> list[Action]:
+        live = [m for i, m in enumerate(self._msgs) if i not in self.deleted]
+        return self._out(f"+OK {len(live)} {sum(m.size for m in live)}\r\n".encode())
+
+    def _list(self, args: list[str]) -> list[Action]:
+        if args:
+            i = self._number(args)
+            if i is None:
+                return self._out(BAD_NUMBER)
+            return self._out(f"+OK {i + 1} {self._msgs[i].size}\r\n".encode())
+        out = ["+OK POP3 clients that break here, they violate STD53.\r\n"]
+        out += [f"{i + 1} {m.size}\r\n" for i, m in enumerate(self._msgs)
+                if i not in self.deleted]
+        out.append(".\r\n")
+        return self._out("".join(out).encode())
+
+    def _uidl(self, args: list[str]) -> list[Action]:
+        if args:
+            i = self._number(args)
+            if i is None:
+                return self._out(BAD_NUMBER)
+            return self._out(f"+OK {i + 1} {self._msgs[i].uidl}\r\n".encode())
+        out = ["+OK\r\n"]
+        out += [f"{i + 1} {m.uidl}\r\n" for i, m in enumerate(self._msgs)
+                if i not in self.deleted]
+        out.append(".\r\n")
+        return self._out("".join(out).encode())
+
+    def _read(self, i: int) -> bytes | None:
+        assert self.mailbox is not None
+        try:
+            return self.mailbox.read(self._msgs[i])
+        except (MailboxError, OSError):
+            return None
+
+    def _retr(self, args: list[str]) -> list[Action]:
+        i = self._number(args)
+        if i is None:
+            return self._out(BAD_NUMBER)
+        data = self._read(i)
+        if data is None:
+            return self._out(b"-ERR Cannot open message: No such file or directory\r\n")
+        msg = self._msgs[i]
+        assert self.mailbox is not None
+        self.mailbox.mark_seen(msg)
+        body = encode_message(data)
+        self.retr_bytes += len(data)
+        return self._out(f"+OK {msg.size} octets follow.\r\n".encode() + body + b".\r\n")
+
+    def _top(self, args: list[str]) -> list[Action]:
+        if len(args) < 2:
+            return self._out(INVALID)
+        i = self._number(args)
+        if i is None:
+            return self._out(BAD_NUMBER)
+        data = self._read(i)
+        if data is None:
+            return self._out(b"-ERR Cannot open message: No such file or directory\r\n")
+        part = top_part(data, _atoi(args[1]))
+        self.top_bytes += len(part)
+        return self._out(b"+OK headers follow.\r\n" + encode_message(part) + b".\r\n")
+
+    def _dele(self, args: list[str]) -> list[Action]:
+        i = self._number(args)
+        if i is None:
+            return self._out(BAD_NUMBER)
+        self.deleted.add(i)
+        return self._out(b"+OK Deleted.\r\n")
+
+    def _rset(self, args: list[str]) -> list[Action]:
+        self.deleted.clear()
+        return self._out(b"+OK Resurrected.\r\n")
+
+    def _noop(self, args: list[str]) -> list[Action]:
+        return self._out(b"+OK Yup.\r\n")
+
+    def _utf8(self, args: list[str]) -> list[Action]:
+        self.utf8 = True
+        return self._out(b"+OK UTF8 enabled\r\n")
+
+    def _quit(self, args: list[str]) -> list[Action]:
+        self.state = State.UPDATE
+        assert self.mailbox is not None
+        self.mailbox.commit(self._msgs[i] for i in sorted(self.deleted))
+        self.deleted.clear()
+        self.state = State.CLOSED
+        return [*self._out(b"+OK Bye-bye.\r\n"), Close()]
+
+
+@dataclass
+class _Sasl:
+    mech: str
+    user: str | None = None
+    challenge: str = ""
+
+
+_MECHANISMS = frozenset({"PLAIN", "LOGIN", "CRAM-MD5", "CRAM-SHA1", "CRAM-SHA256"})
+
+_AUTH_COMMANDS: dict[str, Callable[[Pop3Session, str, list[str]], list[Action]]] = {
+    "CAPA": lambda s, t, a: s._capa(),
+    "USER": Pop3Session._user,
+    "PASS": Pop3Session._pass,
+    "AUTH": Pop3Session._auth,
+    "STLS": Pop3Session._stls,
+    "UTF8": Pop3Session._utf8_auth,
+    "QUIT": Pop3Session._quit_auth,
+}
+
+_TRANS_COMMANDS: dict[str, Callable[[Pop3Session, list[str]], list[Action]]] = {
+    "CAPA": lambda s, a: s._capa(),
+    "STAT": Pop3Session._stat,
+    "LIST": Pop3Session._list,
+    "UIDL": Pop3Session._uidl,
+    "RETR": Pop3Session._retr,
+    "TOP": Pop3Session._top,
+    "DELE": Pop3Session._dele,
+    "RSET": Pop3Session._rset,
+    "NOOP": Pop3Session._noop,
+    "UTF8": Pop3Session._utf8,
+    "QUIT": Pop3Session._quit,
+}
