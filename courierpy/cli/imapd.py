@@ -1,0 +1,74 @@
+"""imapd: Courier's IMAP server on stdin/stdout (inetd style).
+
+Pre-authenticated (Courier's imaplogin hands over ``AUTHENTICATED``,
+``IMAPLOGINTAG``, ``OPTIONS``, cwd = home, argv[1] = the Maildir), or, without
+``AUTHENTICATED``, answering the login itself through authdaemond (the socket
+named in ``authdaemonrc`` of ``--config-dir``), then dropping to the account.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from courierpy import proc
+from courierpy.authclient import AuthClient
+from courierpy.authproto import options_dict
+from courierpy.cli.options import config_dir_option
+from courierpy.config import read_shell_vars
+from courierpy.errors import CourierError
+from courierpy.imap.server import serve
+from courierpy.imap.session import Account, Session, Settings
+
+
+def _log(message: str) -> None:
+    ip = os.environ.get("TCPREMOTEIP", "")
+    port = os.environ.get("TCPREMOTEPORT", "")
+    sys.stderr.write(f"INFO: {message}, ip=[{ip}], port=[{port}]\n")
+    sys.stderr.flush()
+
+
+def _config(config_dir: Path) -> dict[str, str]:
+    path = config_dir / "imapd"
+    try:
+        return dict(read_shell_vars(path))
+    except (OSError, CourierError):
+        return {}
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@config_dir_option
+@click.argument("maildir", required=False)
+def main(config_dir: Path, maildir: str | None) -> None:
+    """Serve one IMAP connection on stdin/stdout."""
+    settings = Settings.from_env(os.environ, _config(config_dir))
+    maildir_arg = maildir or settings.maildirpath
+    umask = proc.parse_umask(settings.umask)
+    user = os.environ.get("AUTHENTICATED")
+    if user:
+        os.umask(umask)
+        home = Path.cwd()
+        account = Account(user, home / maildir_arg, home,
+                          options=options_dict(os.environ.get("OPTIONS", "")))
+        session = Session(settings, account=account,
+                          login_tag=os.environ.get("IMAPLOGINTAG") or None, log=_log)
+    else:
+        def become(info) -> Account:  # type: ignore[no-untyped-def]
+            proc.become_account(info.uid, info.gid, info.home, umask=umask)
+            home = Path(info.home)
+            md = Path(info.maildir) if info.maildir else home / maildir_arg
+            if not md.is_absolute():
+                md = home / md
+            return Account(info.address or "", md, home, info.uid, info.gid,
+                           options=info.options_dict())
+
+        session = Session(settings, auth=AuthClient.from_config(config_dir), become=become,
+                          log=_log)
+    sys.exit(serve(session))
+
+
+if __name__ == "__main__":
+    main()

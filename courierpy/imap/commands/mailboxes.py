@@ -1,0 +1,272 @@
+"""CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from courierpy.imap import texts
+from courierpy.imap.errors import Refused
+from courierpy.imap.grammar import Command
+from courierpy.imap.responses import Atom, Raw, quoted
+from courierpy.maildir import acl, folders, subscriptions
+from courierpy.wire import utf7
+
+INBOX = "INBOX"
+
+
+# -- names ----------------------------------------------------------------------------
+
+
+def wire_name(session, name: str) -> Raw:
+    """A mailbox name as sent: UTF-8 after ENABLE UTF8=ACCEPT, else modified UTF-7."""
+    text = name if session.utf8 else utf7.encode(name)
+    return Raw(quoted(text.encode("utf-8")))
+
+
+def resolve(session, name: str) -> tuple[str, Path]:
+    """(the IMAP name, the folder's directory) of an existing folder, or NO."""
+    if name.upper() == INBOX:
+        return INBOX, Path(session.account.maildir)
+    if not name.startswith(INBOX + "."):
+        raise Refused(texts.NO_SUCH_MAILBOX)
+    try:
+        path = folders.folder_path(session.account.maildir, name)
+    except folders.FolderError:
+        raise Refused(texts.NO_SUCH_MAILBOX) from None
+    if not (path / "cur").is_dir():
+        raise Refused(texts.NO_SUCH_MAILBOX)
+    return name, path
+
+
+def my_rights(session, name: str) -> str:
+    """The on-disk ACL rights (``aceilrstwx`` letters) the user holds on *name*."""
+    try:
+        entries = acl.read_acl(session.account.maildir, name)
+    except (acl.AclError, OSError):
+        return acl.ALL_RIGHTS if hasattr(acl, "ALL_RIGHTS") else "aceilrstwx"
+    return acl.compute_rights(entries, ["owner", "user=" + session.account.name])
+
+
+# -- CREATE / DELETE / RENAME -----------------------------------------------------
+
+
+def create(session, cmd: Command) -> None:
+    """RFC 3501 6.3.3 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.3"""
+    name = cmd.args.mailbox
+    if name.endswith(".") and len(name) > 1:
+        name = name[:-1]  # "INBOX.x." announces a hierarchy: create INBOX.x
+    if name.upper() == INBOX:
+        raise Refused(texts.CANNOT_CREATE)
+    if not name.startswith(INBOX + "."):
+        raise Refused(texts.INVALID_MAILBOX_NAME)
+    maildir = session.account.maildir
+    try:
+        folders.create_folder(maildir, name)
+    except folders.FolderExistsError:
+        raise Refused(texts.CANNOT_CREATE) from None
+    except folders.FolderNameError:
+        raise Refused(texts.INVALID_MAILBOX_NAME) from None
+    try:
+        acl.read_acl(maildir, name)  # saves the inherited ACL, as Courier's CREATE does
+    except (acl.AclError, OSError):
+        pass
+    session.ok(cmd.tag, texts.CREATED.format(name=name))
+
+
+def delete(session, cmd: Command) -> None:
+    """RFC 3501 6.3.4 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.4"""
+    name = cmd.args.mailbox
+    if name.upper() == INBOX or not name.startswith(INBOX + "."):
+        raise Refused(texts.NO_SUCH_MAILBOX)
+    name, path = resolve(session, name)
+    if "x" not in my_rights(session, name):
+        raise Refused(texts.NO_SUCH_MAILBOX)
+    sel = session.selected
+    if sel is not None and sel.path == path:
+        raise Refused("Can't DELETE the currently-open folder")
+    try:
+        folders.delete_folder(session.account.maildir, name)
+    except folders.FolderError:
+        raise Refused(texts.NO_SUCH_MAILBOX) from None
+    session.ok(cmd.tag, texts.DELETED)
+
+
+def rename(session, cmd: Command) -> None:
+    """RFC 3501 6.3.5 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.5
+
+    Children move with the folder; INBOX cannot be renamed (as Courier).
+    """
+    old, new = cmd.args.old, cmd.args.new
+    if old.upper() == INBOX:
+        raise Refused(texts.RENAME_INBOX)
+    if not old.startswith(INBOX + ".") or not new.startswith(INBOX + "."):
+        raise Refused(texts.INVALID_MAILBOX_NAME)
+    maildir = Path(session.account.maildir)
+    sel = session.selected
+    if sel is not None and sel.name != INBOX and (
+            sel.name == old or sel.name.startswith(old + ".")):
+        raise Refused(texts.RENAME_OPEN_FOLDER)
+    try:
+        folders.rename_folder(maildir, old, new)
+    except folders.NoSuchFolderError:
+        raise Refused(texts.NO_SUCH_MAILBOX) from None
+    except folders.FolderExistsError:
+        raise Refused(texts.CANNOT_CREATE) from None
+    except folders.FolderNameError:
+        raise Refused(texts.INVALID_MAILBOX_NAME) from None
+    session.ok(cmd.tag, texts.RENAMED)
+
+
+# -- subscriptions ------------------------------------------------------------------
+
+
+def subscribe(session, cmd: Command) -> None:
+    """RFC 3501 6.3.6 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.6"""
+    subscriptions.subscribe(session.account.maildir, cmd.args.mailbox)
+    session.ok(cmd.tag, texts.SUBSCRIBED)
+
+
+def unsubscribe(session, cmd: Command) -> None:
+    """RFC 3501 6.3.7 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.7"""
+    subscriptions.unsubscribe(session.account.maildir, cmd.args.mailbox)
+    session.ok(cmd.tag, texts.UNSUBSCRIBED)
+
+
+# -- LIST / LSUB -------------------------------------------------------------------
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    if text[:5].upper() == INBOX and (len(text) == 5 or text[5] in ".*%"):
+        text = INBOX + text[5:]
+    out = []
+    for ch in text:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append(r"[^.]*")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.S)
+
+
+def _folders_in_dir_order(maildir: Path) -> list[str]:
+    out = []
+    with os.scandir(maildir) as it:
+        for entry in it:
+            n = entry.name
+            if not n.startswith(".") or n in (".", ".."):
+                continue
+            try:
+                if not entry.is_dir():
+                    continue
+                folders.validate(n[1:], allow_control=True)
+            except (folders.FolderNameError, OSError):
+                continue
+            out.append(INBOX + n)
+    return out
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _list(session, cmd: Command, lsub: bool) -> None:
+    ref, pat = cmd.args.reference, cmd.args.pattern
+    word = "LSUB" if lsub else "LIST"
+    if pat == "":
+        if not lsub:
+            session.untagged(Atom(word), (Atom("\\Noselect"),), ".", Raw(b'""'))
+        session.ok(cmd.tag, texts.LSUB_OK if lsub else texts.LIST_OK)
+        return
+    rx = _pattern(ref + pat)
+    maildir = Path(session.account.maildir)
+    real = _folders_in_dir_order(maildir)
+    real_set = set(real)
+    has_children: set[str] = {INBOX} if real else set()
+    for f in real:
+        has_children.update(_parents(f))
+    if lsub:
+        subscribed = [s for s in subscriptions.read(maildir) if s == INBOX or s.startswith(
+            INBOX + ".")]
+        listed = subscribed
+        exists = set(subscribed)
+    else:
+        listed = [*real, INBOX]
+        exists = {*real_set, INBOX}
+    seen = set(listed)
+    synth: list[str] = []
+    for f in listed:
+        for p in _parents(f):
+            if p not in seen:
+                seen.add(p)
+                synth.append(p)
+    for name in [*listed, *synth]:
+        if not rx.fullmatch(name):
+            continue
+        attrs = []
+        if name not in exists:
+            attrs.append("\\Noselect")
+        elif name == INBOX and not lsub:
+            attrs.append("\\Marked" if _has_new(maildir) else "\\Unmarked")
+        kids = name in has_children or (name not in exists)
+        attrs.append("\\HasChildren" if kids else "\\HasNoChildren")
+        session.untagged(Atom(word), tuple(Atom(a) for a in attrs), ".", wire_name(session, name))
+    session.ok(cmd.tag, texts.LSUB_OK if lsub else texts.LIST_OK)
+
+
+def _has_new(maildir: Path) -> bool:
+    try:
+        with os.scandir(maildir / "new") as it:
+            return any(not e.name.startswith(".") for e in it)
+    except FileNotFoundError:
+        return False
+
+
+def list_(session, cmd: Command) -> None:
+    """RFC 3501 6.3.8 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.8"""
+    _list(session, cmd, False)
+
+
+def lsub(session, cmd: Command) -> None:
+    """RFC 3501 6.3.9 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.9"""
+    _list(session, cmd, True)
+
+
+# -- STATUS, NAMESPACE -------------------------------------------------------------
+
+
+def status(session, cmd: Command) -> None:
+    """RFC 3501 6.3.10 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.10"""
+    from courierpy.maildir.store import Maildir
+
+    name, path = resolve(session, cmd.args.mailbox)
+    if "r" not in my_rights(session, name):
+        raise Refused(texts.NO_SUCH_MAILBOX)
+    counts = Maildir(path).status()
+    items: list[object] = []
+    for item in cmd.args.items:
+        items.extend((Atom(item), counts[item]))
+    session.untagged(Atom("STATUS"), wire_name(session, name), tuple(items))
+    session.ok(cmd.tag, texts.STATUS_OK)
+
+
+def namespace(session, cmd: Command) -> None:
+    """RFC 2342 — https://www.rfc-editor.org/rfc/rfc2342"""
+    session.send(b'* NAMESPACE (("INBOX." ".")) NIL (("#shared." ".")("shared." "."))\r\n')
+    session.ok(cmd.tag, texts.NAMESPACE_OK)
+
+
+HANDLERS = {
+    "CREATE": create,
+    "DELETE": delete,
+    "RENAME": rename,
+    "SUBSCRIBE": subscribe,
+    "UNSUBSCRIBE": unsubscribe,
+    "LIST": list_,
+    "LSUB": lsub,
+    "STATUS": status,
+    "NAMESPACE": namespace,
+}

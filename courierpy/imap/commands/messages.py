@@ -1,0 +1,407 @@
+"""APPEND, FETCH, STORE, SEARCH, COPY and their UID forms.
+
+FETCH and SEARCH render through engineer B's ``courierpy.imap.fetch`` and
+``courierpy.imap.search`` (with the per-folder ``courierpy.maildir.cache``);
+flag lists through ``courierpy.imap.flags``.
+
+APPEND streams the message literal into a file in the target folder's
+``tmp/`` (CRLF turned into LF, as Courier stores messages), then delivers it
+with ``store.deliver(uniq=n)``.  APPENDUID and COPYUID come from looking
+the delivered file's own basename up in the uiddb after delivery, so they
+name the right message even while other sessions append to the same folder
+(Courier's can name another message then; design.md section 5).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from courierpy.imap import texts
+from courierpy.imap.errors import ImapError, Refused, TryCreate
+from courierpy.imap.grammar import Command, NeedContinuation
+from courierpy.imap.mailbox import Entry, flag_list
+from courierpy.imap.responses import Atom, RespCode, ResponseCode, Tagged, UntaggedStatus
+from courierpy.maildir import keywords as kwmod
+from courierpy.maildir import names, quota
+from courierpy.maildir.store import Maildir, MessageGone
+
+_LETTER = {"\\DRAFT": "D", "\\FLAGGED": "F", "\\ANSWERED": "R", "\\SEEN": "S", "\\DELETED": "T"}
+
+
+class OverQuotaAlert(Refused):
+    code = RespCode.ALERT
+    default_text = texts.OVER_QUOTA
+
+
+def split_flags(flags, use_keywords: bool) -> tuple[str, list[str]]:
+    """(maildir letters, keywords) of an IMAP flag list (``\\Recent`` ignored)."""
+    letters = set()
+    kws: list[str] = []
+    for f in flags:
+        up = f.upper()
+        if up in _LETTER:
+            letters.add(_LETTER[up])
+        elif f.startswith("\\"):
+            continue
+        elif use_keywords and f.lower() not in (k.lower() for k in kws):
+            kws.append(f)
+    return "".join(sorted(letters)), kws
+
+
+def uid_set(uids: list[int]) -> str:
+    """``[1, 2, 3, 5]`` → ``1:3,5``."""
+    out: list[str] = []
+    i = 0
+    while i < len(uids):
+        j = i
+        while j + 1 < len(uids) and uids[j + 1] == uids[j] + 1:
+            j += 1
+        out.append(str(uids[i]) if i == j else f"{uids[i]}:{uids[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+# -- APPEND -------------------------------------------------------------------------
+
+
+class AppendUpload:
+    """The message of an APPEND, streamed into ``<folder>/tmp/`` with LF line ends."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "tmp" / names.tmp_name("append")
+        self.file = open(self.path, "xb")  # noqa: SIM115 - closed in finish/abort
+        self.cr = False
+
+    def write(self, data: bytes) -> None:
+        if self.cr:
+            data = b"\r" + data
+            self.cr = False
+        if data.endswith(b"\r"):
+            self.cr = True
+            data = data[:-1]
+        self.file.write(data.replace(b"\r\n", b"\n"))
+
+    def finish(self) -> Path:
+        if self.cr:
+            self.file.write(b"\r")
+        self.file.close()
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def begin_append(session, ev: NeedContinuation) -> AppendUpload:
+    """Check APPEND's target before the message is read; open the upload file."""
+    from courierpy.imap.commands.mailboxes import my_rights, resolve
+
+    if session.upload is not None:
+        session.upload.abort()
+        session.upload = None
+    try:
+        name, path = resolve(session, ev.append.mailbox)
+    except Refused:
+        raise TryCreate(texts.APPEND_TRYCREATE) from None
+    if "i" not in my_rights(session, name):
+        raise Refused(texts.NO_SUCH_MAILBOX)
+    return AppendUpload(path)
+
+
+def append(session, cmd: Command) -> None:
+    """RFC 3501 6.3.11, RFC 4315 (APPENDUID) — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.11"""
+    upload, session.upload = session.upload, None
+    if upload is None:
+        raise Refused()
+    tmp = upload.finish()
+    try:
+        letters, kws = split_flags(cmd.args.flags, session.settings.keywords)
+        mtime = cmd.args.date.timestamp() if cmd.args.date is not None else None
+        store = Maildir(upload.folder, env_quota=session.settings.extra.get("MAILDIRQUOTA"))
+        session.uniq_next = getattr(session, "uniq_next", 0)
+        with open(tmp, "rb") as f:
+            try:
+                path = store.deliver(f, flags=letters, mtime=mtime, uniq=session.uniq_next)
+            except quota.QuotaExceeded:
+                raise OverQuotaAlert() from None
+        session.uniq_next += 1
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    base = names.basename(path.name)
+    if kws:
+        kwmod.set_keywords(upload.folder, base, kws)
+    state = store.scan(move_new=False)
+    uid = next((m.uid for m in state.messages if m.basename == base), 0)
+    session.send(Tagged(cmd.tag, "OK", texts.APPEND_OK,
+                        ResponseCode(RespCode.APPENDUID, (state.uidvalidity, uid))))
+
+
+# -- message selection ---------------------------------------------------------------
+
+
+def targets(session, seqset, uid: bool, *, report_invalid: bool = True) -> list[int]:
+    """Indexes (0-based) of the messages a sequence set names."""
+    mbox = session.selected
+    n = len(mbox.entries)
+    if uid:
+        uids = [e.uid for e in mbox.entries]
+        wanted = set(seqset.resolve_uids(uids))
+        return [i for i, e in enumerate(mbox.entries) if e.uid in wanted]
+    if report_invalid:
+        for r in seqset.ranges:
+            for x in r:
+                if isinstance(x, int) and x > n and x < (1 << 32):
+                    session.send(UntaggedStatus("NO", texts.INVALID_SEQUENCE_NUMBER.format(n=x)))
+                    break
+            else:
+                continue
+            break
+    return [s - 1 for s in seqset.resolve_seq(n)]
+
+
+# -- STORE ----------------------------------------------------------------------------
+
+
+def store(session, cmd: Command) -> None:
+    """RFC 3501 6.4.6 — https://www.rfc-editor.org/rfc/rfc3501#section-6.4.6"""
+    mbox = session.selected
+    a = cmd.args
+    idx = targets(session, a.seqset, a.uid)
+    letters, kws = split_flags(a.flags, session.settings.keywords)
+    allowed = not mbox.readonly
+    rights = mbox.rights
+    changed: list[int] = []
+    for i in idx:
+        e = mbox.entries[i]
+        if not allowed:
+            changed.append(i)
+            continue
+        new_letters = _apply(e.letters, letters, a.mode, rights)
+        new_kws = e.keywords
+        if "w" in rights:
+            if a.mode == "":
+                new_kws = frozenset(kws)
+            elif a.mode == "+":
+                new_kws = frozenset(e.keywords) | {k for k in kws if k.lower() not in
+                                                  {x.lower() for x in e.keywords}}
+            else:
+                low = {k.lower() for k in kws}
+                new_kws = frozenset(k for k in e.keywords if k.lower() not in low)
+        try:
+            if new_letters != e.letters:
+                fname = mbox.store.set_flags(e.basename, new_letters)
+            else:
+                fname = e.filename
+            if new_kws != e.keywords:
+                if a.mode == "":
+                    written = kwmod.set_keywords(mbox.path, e.basename, new_kws)
+                elif a.mode == "+":
+                    written = kwmod.update_keywords(mbox.path, e.basename, add=kws)
+                else:
+                    written = kwmod.update_keywords(mbox.path, e.basename, remove=kws)
+                new_kws = frozenset(written)
+        except MessageGone:
+            continue
+        mbox.update_entry(i, letters=new_letters, keywords=new_kws, filename=fname)
+        changed.append(i)
+    mbox.refresh_keywords_words(session)
+    if not a.silent:
+        for i in changed:
+            e = mbox.entries[i]
+            items: list[object] = []
+            if a.uid:
+                items += [Atom("UID"), e.uid]
+            items += [Atom("FLAGS"), tuple(Atom(f) for f in flag_list(e))]
+            session.untagged(i + 1, Atom("FETCH"), tuple(items))
+    session.ok(cmd.tag, texts.STORE_OK)
+
+
+def _apply(current: str, letters: str, mode: str, rights: str) -> str:
+    """New maildir letters; letters the rights do not allow keep their value."""
+    may = {"S": "s", "T": "t", "D": "w", "F": "w", "R": "w"}
+    cur = set(current)
+    want = set(letters)
+    if mode == "":
+        new = want
+    elif mode == "+":
+        new = cur | want
+    else:
+        new = cur - want
+    out = set()
+    for letter in "DFRST":
+        if may[letter] in rights:
+            if letter in new:
+                out.add(letter)
+        elif letter in cur:
+            out.add(letter)
+    out |= {c for c in cur if c not in "DFRST"}
+    return "".join(sorted(out))
+
+
+# -- FETCH ----------------------------------------------------------------------------
+
+
+def _view(mbox, i: int, e: Entry):
+    from courierpy.imap.fetch import MessageView
+
+    path = mbox.file_path(e)
+    return MessageView(seq=i + 1, uid=e.uid, path=path, basename=e.basename,
+                       flags=flag_list(e), internaldate=mbox.internaldate(e),
+                       size=names.parse(e.filename).size)
+
+
+def _cache(session, mbox):
+    cache = getattr(mbox, "cache", None)
+    if cache is None:
+        from courierpy.maildir.cache import MetadataCache
+
+        cache = mbox.cache = MetadataCache(mbox.path)
+    return cache
+
+
+def fetch(session, cmd: Command) -> None:
+    """RFC 3501 6.4.5 — https://www.rfc-editor.org/rfc/rfc3501#section-6.4.5"""
+    from courierpy.imap.fetch import render_fetch
+    from courierpy.imap.fetchatts import FetchAtt
+
+    mbox = session.selected
+    a = cmd.args
+    idx = targets(session, a.seqset, a.uid)
+    atts = tuple(a.atts)
+    names_asked = {x.name for x in atts if x.section is None}
+    if a.uid and "UID" not in names_asked:
+        atts = (FetchAtt("UID"), *atts)
+    seen = not mbox.readonly and "s" in mbox.rights and any(x.sets_seen for x in atts)
+    cache = _cache(session, mbox)
+    for i in idx:
+        e = mbox.entries[i]
+        add_flags = False
+        if seen and "S" not in e.letters:
+            try:
+                fname = mbox.store.set_flags(e.basename, "".join(sorted(set(e.letters) | {"S"})))
+                e = mbox.update_entry(i, letters="".join(sorted(set(e.letters) | {"S"})),
+                                      filename=fname)
+                add_flags = "FLAGS" not in names_asked
+            except MessageGone:
+                pass
+        these = atts + ((FetchAtt("FLAGS"),) if add_flags else ())
+        try:
+            items = render_fetch(_view(mbox, i, e), these, cache)
+        except (FileNotFoundError, MessageGone):
+            continue
+        session.untagged(i + 1, Atom("FETCH"), _Items(items))
+    try:
+        cache.save()
+    except Exception:  # noqa: BLE001 - the cache is never the only copy
+        pass
+    session.ok(cmd.tag, texts.FETCH_OK)
+
+
+class _Items(tuple):
+    """FETCH items already rendered by render_fetch (bytes or LiteralStream)."""
+
+    def __new__(cls, items):
+        from courierpy.imap.responses import Raw
+
+        return super().__new__(cls, [Raw(x) if isinstance(x, bytes) else x for x in items])
+
+
+# -- SEARCH ---------------------------------------------------------------------------
+
+
+def search(session, cmd: Command) -> None:
+    """RFC 3501 6.4.4 — https://www.rfc-editor.org/rfc/rfc3501#section-6.4.4"""
+    from courierpy.imap.search import search as run_search
+
+    mbox = session.selected
+    prog = cmd.args.program
+    msgs = [_view(mbox, i, e) for i, e in enumerate(mbox.entries)]
+    cache = _cache(session, mbox)
+    max_uid = mbox.entries[-1].uid if mbox.entries else 0
+    found = run_search(msgs, prog.key, cache, charset=prog.charset or "UTF-8",
+                       max_uid=max_uid, max_seq=len(msgs))
+    nums = [m.uid if cmd.args.uid else m.seq for m in found]
+    session.send(b"* SEARCH" + b"".join(b" %d" % n for n in nums) + b"\r\n")
+    try:
+        cache.save()
+    except Exception:  # noqa: BLE001
+        pass
+    session.ok(cmd.tag, texts.SEARCH_OK)
+
+
+# -- COPY -----------------------------------------------------------------------------
+
+
+def copy(session, cmd: Command) -> None:
+    """RFC 3501 6.4.7, RFC 4315 (COPYUID) — https://www.rfc-editor.org/rfc/rfc3501#section-6.4.7"""
+    from courierpy.imap.commands.mailboxes import my_rights, resolve
+
+    mbox = session.selected
+    a = cmd.args
+    try:
+        name, path = resolve(session, a.mailbox)
+    except Refused:
+        raise TryCreate(texts.COPY_TRYCREATE) from None
+    if "i" not in my_rights(session, name):
+        raise Refused(texts.NO_SUCH_MAILBOX)
+    idx = targets(session, a.seqset, a.uid)
+    target = Maildir(path, env_quota=session.settings.extra.get("MAILDIRQUOTA"))
+    session.uniq_next = getattr(session, "uniq_next", 0)
+    done: list[tuple[int, str]] = []
+    for i in idx:
+        e = mbox.entries[i]
+        try:
+            src = mbox.file_path(e)
+            if not src.exists():
+                src = mbox.path / "cur" / mbox.store._current_name(e.basename, refresh=True)
+            with open(src, "rb") as f:
+                mtime = os.fstat(f.fileno()).st_mtime
+                try:
+                    newpath = target.deliver(f, flags=e.letters, mtime=mtime,
+                                             uniq=session.uniq_next)
+                except quota.QuotaExceeded:
+                    raise OverQuotaAlert() from None
+        except (FileNotFoundError, MessageGone):
+            continue
+        session.uniq_next += 1
+        base = names.basename(newpath.name)
+        if e.keywords:
+            kwmod.set_keywords(path, base, e.keywords)
+        done.append((e.uid, base))
+    if not done:
+        session.ok(cmd.tag, texts.COPY_OK)
+        return
+    state = target.scan(move_new=False)
+    by_base = {m.basename: m.uid for m in state.messages}
+    pairs = sorted((u, by_base.get(b, 0)) for u, b in done)
+    src_set = uid_set([p[0] for p in pairs])
+    dst_set = uid_set([p[1] for p in pairs])
+    session.send(Tagged(cmd.tag, "OK", texts.COPY_OK, ResponseCode(
+        RespCode.COPYUID, (state.uidvalidity, Atom(src_set), Atom(dst_set)))))
+
+
+HANDLERS = {
+    "APPEND": append,
+    "STORE": store,
+    "UID STORE": store,
+    "FETCH": fetch,
+    "UID FETCH": fetch,
+    "SEARCH": search,
+    "UID SEARCH": search,
+    "COPY": copy,
+    "UID COPY": copy,
+}
+
+
+def _unused(e: ImapError) -> None:  # keep the import used for type readers
+    del e

@@ -1,0 +1,203 @@
+"""The selected mailbox: sequence numbers ↔ UIDs, flags, keywords, \\Recent,
+and the untagged updates other sessions' changes cause.
+
+The folder is re-read (``store.Maildir.scan`` and ``keywords.read_keywords``)
+only at the moments RFC 3501 allows untagged EXPUNGE (NOOP, CHECK, IDLE,
+EXPUNGE, SELECT; section 7.4.1): during FETCH, STORE, SEARCH and COPY the
+session keeps numbering the messages it last reported, so a sequence number
+never changes meaning under the client.
+
+As Courier: ``\\Recent`` belongs to the session whose scan moved the message
+from ``new/`` to ``cur/``; ``* FLAGS`` lists the keywords in use (in
+``keywords.hash_order``) and is sent again when that set changes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from courierpy.imap import texts
+from courierpy.imap.responses import Atom, RespCode, ResponseCode, UntaggedStatus
+from courierpy.maildir import keywords as kwmod
+from courierpy.maildir.acl import to_imap_rights
+from courierpy.maildir.store import Maildir
+
+__all__ = ["Entry", "SelectedMailbox", "SYSTEM_FLAG_LETTERS", "flag_list"]
+
+#: maildir info letter → IMAP system flag
+SYSTEM_FLAG_LETTERS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen",
+                       "T": "\\Deleted"}
+_FLAGS_TAIL = ("\\Draft", "\\Answered", "\\Flagged", "\\Deleted", "\\Seen")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One message as this session knows it."""
+
+    uid: int
+    basename: str
+    filename: str
+    letters: str
+    keywords: frozenset[str]
+    recent: bool
+
+
+def flag_list(entry: Entry) -> tuple[str, ...]:
+    """The message's FETCH FLAGS, in Courier's order (courierpy.imap.flags)."""
+    from courierpy.imap.flags import imap_flags
+
+    return imap_flags(entry.letters, _kw_order(entry.keywords), entry.recent)
+
+
+def _kw_order(kws: frozenset[str]) -> list[str]:
+    return sorted(kws, key=lambda k: k.encode("utf-8"))
+
+
+class SelectedMailbox:
+    """The mailbox of a SELECT or EXAMINE."""
+
+    def __init__(self, name: str, path: Path, *, readonly: bool, use_keywords: bool,
+                 rights: str, env_quota: str | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.readonly = readonly
+        self.use_keywords = use_keywords
+        self.rights = rights
+        self.store = Maildir(path, env_quota=env_quota)
+        self.entries: list[Entry] = []
+        self.uidvalidity = 0
+        self.uidnext = 1
+        self.flag_words: tuple[str, ...] = ()
+        self.command = "SELECT"
+
+    # -- reading the folder -------------------------------------------------------
+
+    def _read(self) -> list[Entry]:
+        state = self.store.scan()
+        self.uidvalidity = state.uidvalidity
+        self.uidnext = state.uidnext
+        kws: dict[str, set[str]] = {}
+        if self.use_keywords:
+            present = {m.basename for m in state.messages}
+            kws = kwmod.read_keywords(self.path, present=present)
+        known = {e.uid: e for e in self.entries}
+        out = []
+        for m in state.messages:
+            old = known.get(m.uid)
+            recent = m.recent or (old is not None and old.recent)
+            out.append(Entry(m.uid, m.basename, m.filename, m.flags,
+                             frozenset(kws.get(m.basename, ())), recent))
+        return out
+
+    def _keywords_in_use(self, entries: list[Entry]) -> tuple[str, ...]:
+        words: set[str] = set()
+        for e in entries:
+            words.update(e.keywords)
+        return tuple(kwmod.hash_order(words))
+
+    def send_flags(self, session) -> None:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` as Courier sends them."""
+        words = self.flag_words
+        session.untagged(Atom("FLAGS"), tuple(Atom(w) for w in (*words, *_FLAGS_TAIL,
+                                                                  "\\Recent")))
+        if self.command == "EXAMINE":
+            session.send(UntaggedStatus("OK", texts.PERMANENTFLAGS_RO,
+                                        ResponseCode(RespCode.PERMANENTFLAGS, ((),))))
+            return
+        perm = list(words)
+        if self.use_keywords:
+            perm.append("\\*")
+        perm.extend(_FLAGS_TAIL)
+        session.send(UntaggedStatus("OK", texts.PERMANENTFLAGS_RW, ResponseCode(
+            RespCode.PERMANENTFLAGS, (tuple(Atom(w) for w in perm),))))
+
+    def open(self, session, command: str) -> None:
+        """Read the folder and send SELECT/EXAMINE's untagged responses."""
+        self.command = command
+        self.entries = self._read()
+        self.flag_words = self._keywords_in_use(self.entries)
+        self.send_flags(session)
+        session.untagged(len(self.entries), Atom("EXISTS"))
+        session.untagged(sum(1 for e in self.entries if e.recent), Atom("RECENT"))
+        session.send(UntaggedStatus("OK", texts.UIDVALIDITY_OK,
+                                    ResponseCode(RespCode.UIDVALIDITY, (self.uidvalidity,))))
+        if session.settings.acl:
+            session.send(UntaggedStatus("OK", texts.MYRIGHTS_ACL,
+                                        ResponseCode(RespCode.MYRIGHTS,
+                                                     (to_imap_rights(self.rights),))))
+
+    # -- updates -------------------------------------------------------------------
+
+    def report(self, session, *, expunge: bool = True) -> None:
+        """Re-read the folder and send what changed since the last report."""
+        fresh = self._read()
+        by_uid = {e.uid: e for e in fresh}
+        old = self.entries
+        kept: list[Entry] = []
+        expunged: list[int] = []
+        for seq, e in enumerate(old, 1):
+            if e.uid in by_uid or not expunge:
+                kept.append(e)
+            else:
+                expunged.append(seq)
+        for n, seq in enumerate(expunged):
+            session.untagged(seq - n, Atom("EXPUNGE"))
+        known = {e.uid for e in kept}
+        added = [e for e in fresh if e.uid not in known]
+        changed: list[tuple[int, Entry]] = []
+        merged: list[Entry] = []
+        for seq, e in enumerate(kept, 1):
+            new = by_uid.get(e.uid)
+            if new is None:
+                merged.append(e)
+                continue
+            if new.letters != e.letters or new.keywords != e.keywords:
+                changed.append((seq, new))
+            merged.append(new)
+        merged.extend(added)
+        words = self._keywords_in_use(merged)
+        grew = bool(set(words) - set(self.flag_words))
+        self.entries = merged
+        if words != self.flag_words and grew:
+            self.flag_words = words
+            self.send_flags(session)
+        if added or expunged:
+            session.untagged(len(merged), Atom("EXISTS"))
+            session.untagged(sum(1 for e in merged if e.recent), Atom("RECENT"))
+        if words != self.flag_words:
+            self.flag_words = words
+            self.send_flags(session)
+        for seq, e in changed:
+            session.untagged(seq, Atom("FETCH"), (Atom("FLAGS"),
+                                                  tuple(Atom(f) for f in flag_list(e))))
+
+    def refresh_keywords_words(self, session) -> None:
+        """After this session changed keywords: resend FLAGS when the set grew."""
+        words = self._keywords_in_use(self.entries)
+        if set(words) - set(self.flag_words):
+            self.flag_words = words
+            self.send_flags(session)
+        elif words != self.flag_words:
+            self.flag_words = words
+
+    def update_entry(self, index: int, **changes: object) -> Entry:
+        e = replace(self.entries[index], **changes)
+        self.entries[index] = e
+        return e
+
+    # -- lookups -------------------------------------------------------------------
+
+    def file_path(self, entry: Entry) -> Path:
+        return self.path / "cur" / entry.filename
+
+    def internaldate(self, entry: Entry) -> float:
+        try:
+            return os.stat(self.file_path(entry)).st_mtime
+        except FileNotFoundError:
+            try:
+                name = self.store._current_name(entry.basename, refresh=True)
+                return os.stat(self.path / "cur" / name).st_mtime
+            except Exception:  # noqa: BLE001 - gone: report the epoch
+                return 0.0

@@ -1,0 +1,162 @@
+"""Run our imapd on a loopback socket for tests (inetd style: socket = stdin/stdout).
+
+``ImapdListener`` accepts connections in a thread and starts one
+``.venv/bin/imapd`` per connection with the socket as fd 0 and 1; every
+process is killed when the listener closes.  ``RawClient`` speaks raw bytes
+with a timeout on every read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from tests.support import REPO
+
+IMAPD = str(REPO / ".venv" / "bin" / "imapd")
+_LITERAL = re.compile(rb"\{(\d+)\}$")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "IMAP_EMPTYTRASH": "",
+        "COURIERPY_LOGIN_FAIL_DELAY": "0",
+        "IMAP_MAILBOX_SANITY_CHECK": "0",
+    }
+    env.update(extra)
+    return env
+
+
+class ImapdListener:
+    """``with ImapdListener(args, env, cwd) as port:`` — our imapd per connection."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                p = subprocess.Popen([IMAPD, *self.args], stdin=conn.fileno(),
+                                     stdout=conn.fileno(), stderr=subprocess.PIPE,
+                                     env=self.env, cwd=self.cwd, start_new_session=True)
+            self.procs.append(p)
+
+    def __enter__(self) -> int:
+        self._thread.start()
+        return self.port
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self.sock.close()
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+            if p.stderr:
+                p.stderr.close()
+
+
+class RawClient:
+    """A raw IMAP client: send lines, read lines (literals inlined) with timeouts."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError(f"server closed; buffer {self.buf!r}")
+        self.buf += chunk
+
+    def line(self) -> bytes:
+        out = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill()
+            part, self.buf = self.buf.split(b"\r\n", 1)
+            out += part
+            m = _LITERAL.search(part)
+            if not m:
+                return out
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                self._fill()
+            out += b"\r\n" + self.buf[:n]
+            self.buf = self.buf[n:]
+
+    def command(self, tag: str, text: str | bytes) -> list[bytes]:
+        """Send ``tag text``; return every line up to and including the tagged one."""
+        data = text.encode() if isinstance(text, str) else text
+        self.send(tag.encode() + b" " + data + b"\r\n")
+        lines = []
+        while True:
+            ln = self.line()
+            lines.append(ln)
+            if ln.startswith(tag.encode() + b" "):
+                return lines
+
+    def at_eof(self, wait: float = 5.0) -> bool:
+        self.sock.settimeout(wait)
+        deadline = time.monotonic() + wait
+        try:
+            while time.monotonic() < deadline:
+                if not self.sock.recv(65536):
+                    return True
+        except ConnectionResetError:
+            return True  # closed with our unread input pending
+        except TimeoutError:
+            return False
+        return False
+
+
+def preauth_env(user: str = "user", **extra: str) -> dict[str, str]:
+    return base_env(AUTHENTICATED=user, **extra)
+
+
+def make_maildir(path: Path) -> Path:
+    for sub in ("", "tmp", "new", "cur"):
+        (path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def put_new(maildir: Path, message: bytes, n: int = 0) -> Path:
+    now = time.time()
+    base = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}_{n}.test,S={len(message)}"
+    tmp = maildir / "tmp" / base
+    tmp.write_bytes(message)
+    final = maildir / "new" / base
+    os.rename(tmp, final)
+    return final
