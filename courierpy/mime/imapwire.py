@@ -305,11 +305,19 @@ def _parts(node: Part, top: bool) -> list[Part]:
     return []
 
 
-def _resolve(tree: Part, path: tuple[int, ...]) -> Part | None:
-    """The entity that part number *path* names (None if there is none)."""
+def _resolve(tree: Part, path: tuple[int, ...], *, mime: bool = False) -> Part | None:
+    """The entity that part number *path* names (None if there is none).
+
+    With *mime* (a ``n.MIME`` section), Courier's quirk: a message that is
+    its own only part (not multipart) answers for *any* part number, so
+    ``BODY[2.MIME]`` or ``BODY[1.9.MIME]`` of a single-part message is the
+    message's own MIME header (checked against the real imapd).
+    """
     node = tree
     for depth, n in enumerate(path):
         kids = _parts(node, depth == 0)
+        if mime and len(kids) == 1 and kids[0] is node:
+            continue
         if n > len(kids):
             return None
         node = kids[n - 1]
@@ -395,7 +403,7 @@ def _slice(whole: bytes, partial: tuple[int, int | None] | None) -> bytes:
 def _plan(tree: Part, section: Section):
     """What a section needs: ("none",), ("header", entity, keep) or
     ("range", start, end, size) in stored-byte offsets and CRLF size."""
-    ent = _resolve(tree, section.path) if section.path else tree
+    ent = _resolve(tree, section.path, mime=section.kind == "MIME") if section.path else tree
     if ent is None:
         return ("none",)
     kind = section.kind

@@ -1,0 +1,157 @@
+"""FETCH data items, rendered as Courier's imapd sends them (RFC 3501 §6.4.5, §7.4.2).
+
+:func:`render_fetch` turns one message and the parsed attributes
+(:mod:`courierpy.imap.fetchatts`) into the pieces inside ``* n FETCH (...)``.
+Each attribute needs only what it declares (``FetchAtt.needs``): FLAGS, UID
+and INTERNALDATE come from the :class:`MessageView` the session holds;
+RFC822.SIZE, ENVELOPE, BODY and BODYSTRUCTURE from the folder's
+:class:`~courierpy.maildir.cache.MetadataCache` (no message file is opened
+when the cache is warm); ``BODY[section]`` from the message file, located
+through the cached part tree and streamed in CRLF form
+(:func:`courierpy.mime.imapwire.fetch_section_from_file`): sections larger
+than :data:`STREAM_THRESHOLD` come back as a
+:class:`~courierpy.imap.responses.LiteralStream`, so a big message is never
+held in memory.
+
+The result is a flat list, label then value for each attribute, in request
+order; the session joins the pieces with single spaces inside the
+parentheses (:func:`fetch_response` does exactly that)::
+
+    [b"UID", b"7", b"BODY[HEADER]", b"{42}\\r\\n...", b"BODY[]", LiteralStream(...)]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from courierpy.imap.fetchatts import FetchAtt
+from courierpy.imap.fetchatts import Section as AttSection
+from courierpy.imap.responses import Atom, LiteralStream, Raw, Untagged
+from courierpy.maildir.cache import MetadataCache, locate
+from courierpy.mime.imapwire import Section as WireSection
+from courierpy.mime.imapwire import fetch_section_from_file
+
+__all__ = [
+    "STREAM_THRESHOLD",
+    "MessageView",
+    "fetch_response",
+    "internaldate",
+    "render_fetch",
+    "wire_section",
+]
+
+#: Sections bigger than this are streamed from the file as a LiteralStream.
+STREAM_THRESHOLD = 64 * 1024
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """What the session knows of one message.
+
+    *path* is its file (``cur/<name>``) as of the last scan, *basename* the
+    name without ``:2,<flags>``, *flags* its flags in Courier's FETCH order
+    (:func:`courierpy.imap.flags.imap_flags`), *internaldate* the file's
+    mtime, *size* the ``,S=`` size from the name (stored, LF form) or None.
+    """
+
+    seq: int
+    uid: int
+    path: Path
+    basename: str
+    flags: tuple[str, ...]
+    internaldate: float
+    size: int | None
+
+
+def internaldate(t: float) -> bytes:
+    """``"01-Jan-2024 10:00:00 +0000"`` in the server's local time zone, as Courier
+    (zero-padded day, English month names whatever the locale)."""
+    tm = time.localtime(t)
+    off = (tm.tm_gmtoff or 0) // 60
+    sign = "-" if off < 0 else "+"
+    off = abs(off)
+    return (
+        f'"{tm.tm_mday:02d}-{_MONTHS[tm.tm_mon - 1]}-{tm.tm_year:04d} '
+        f'{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{off // 60:02d}{off % 60:02d}"'
+    ).encode("ascii")
+
+
+def wire_section(section: AttSection) -> WireSection:
+    """The :mod:`courierpy.mime.imapwire` form of a parsed FETCH section."""
+    return WireSection(section.part, section.text or "", section.fields)
+
+
+_RFC822_SECTIONS = {
+    "RFC822": AttSection(),
+    "RFC822.HEADER": AttSection((), "HEADER"),
+    "RFC822.TEXT": AttSection((), "TEXT"),
+}
+
+
+def _section_value(
+    msg: MessageView,
+    cache: MetadataCache,
+    section: AttSection,
+    partial: tuple[int, int | None] | None,
+) -> bytes | LiteralStream:
+    meta = cache.get(msg.path, msg.basename)
+    path = locate(msg.path, msg.basename)
+    if path is None:
+        from courierpy.maildir.store import MessageGone
+
+        raise MessageGone(f"message {msg.basename} was expunged")
+    data = fetch_section_from_file(path, meta.tree(), wire_section(section), partial)
+    if data.size > STREAM_THRESHOLD:
+        return LiteralStream(data.size, data.chunks)
+    payload = data.read()
+    return b"{%d}\r\n" % len(payload) + payload
+
+
+def render_fetch(
+    msg: MessageView, atts: tuple[FetchAtt, ...], cache: MetadataCache
+) -> list[bytes | LiteralStream]:
+    """The pieces inside ``* n FETCH (...)`` for *atts*, in request order:
+    label, value, label, value, ...  (see the module docstring)."""
+    out: list[bytes | LiteralStream] = []
+    for att in atts:
+        name = att.name
+        if att.section is not None:
+            out.append(att.label)
+            out.append(_section_value(msg, cache, att.section, att.partial))
+        elif name == "FLAGS":
+            out.append(b"FLAGS")
+            out.append(b"(" + " ".join(msg.flags).encode("utf-8") + b")")
+        elif name == "UID":
+            out.append(b"UID")
+            out.append(b"%d" % msg.uid)
+        elif name == "INTERNALDATE":
+            out.append(b"INTERNALDATE")
+            out.append(internaldate(msg.internaldate))
+        elif name == "RFC822.SIZE":
+            out.append(b"RFC822.SIZE")
+            out.append(b"%d" % cache.get(msg.path, msg.basename).rfc822_size)
+        elif name == "ENVELOPE":
+            out.append(b"ENVELOPE")
+            out.append(cache.get(msg.path, msg.basename).envelope)
+        elif name == "BODYSTRUCTURE":
+            out.append(b"BODYSTRUCTURE")
+            out.append(cache.get(msg.path, msg.basename).bodystructure)
+        elif name == "BODY":
+            out.append(b"BODY")
+            out.append(cache.get(msg.path, msg.basename).body)
+        elif name in _RFC822_SECTIONS:
+            out.append(name.encode("ascii"))
+            out.append(_section_value(msg, cache, _RFC822_SECTIONS[name], None))
+        else:  # pragma: no cover - fetchatts accepts nothing else
+            raise ValueError(f"unknown FETCH attribute {name!r}")
+    return out
+
+
+def fetch_response(seq: int, items: list[bytes | LiteralStream]) -> Untagged:
+    """``* seq FETCH (items...)`` as an :class:`Untagged` (streams kept as streams)."""
+    return Untagged((seq, Atom("FETCH"), [i if isinstance(i, LiteralStream) else Raw(i)
+                                          for i in items]))

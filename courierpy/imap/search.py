@@ -1,0 +1,290 @@
+"""SEARCH evaluation (RFC 3501 §6.4.4) over the messages of the selected folder.
+
+:func:`search` walks the key tree of :mod:`courierpy.imap.searchkeys` for each
+message, loading only what the keys need (``key.needs``): flags, UID,
+sequence number and internal date come from the :class:`MessageView`;
+RFC822.SIZE, header fields and the Date: of SENT* from the folder's metadata
+cache (no message file opened when it is warm); only BODY and TEXT open the
+message.  Keys are tested cheapest first inside AND/OR, so a flag test can
+spare a body scan.
+
+Matching follows what the real Courier imapd does (checked by
+tests/oracle/test_fetch_search_oracle.py):
+
+- Strings match as case-insensitive substrings after both sides have every
+  run of white space (line breaks included) collapsed to one space.
+- Header values are unfolded and RFC 2047-decoded; raw 8-bit header bytes are
+  read as UTF-8.  ``HEADER name ""`` matches any message having the field.
+- BODY looks at the text parts (``text/*``, also inside attached messages),
+  decoded from their transfer encoding (base64, quoted-printable) and from
+  their charset to Unicode; other parts, part headers, preambles and
+  epilogues are not searched.  TEXT also looks at the header fields (names
+  and values, separately) of the message and of attached messages.
+- SENTBEFORE/SENTON/SENTSINCE compare the day of the Date: header in the
+  server's local time zone; a message without a readable Date: matches none
+  of them.  BEFORE/ON/SINCE use the internal date, also in local time.
+- ``*`` in a sequence set is the largest sequence number or UID and ``n:*``
+  includes it even when n is larger (RFC 3501 §6.4.8); Courier takes ``*``
+  as infinity instead (see docs/differences.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import quopri
+import re
+import time
+from collections.abc import Sequence
+
+from courierpy.imap.fetch import MessageView
+from courierpy.imap.fetchatts import FetchNeeds
+from courierpy.imap.searchkeys import (
+    And,
+    DateKey,
+    HasFlag,
+    Header,
+    Not,
+    Or,
+    SearchKey,
+    SeqKey,
+    SizeKey,
+    Text,
+    UidKey,
+)
+from courierpy.maildir.cache import SEARCH_FIELDS, MetadataCache, locate, message_headers
+from courierpy.mime.headers import HeaderBlock, decode_words, split_fields
+from courierpy.mime.imapwire import open_message
+from courierpy.mime.tree import Part
+
+__all__ = ["normalize", "search"]
+
+_SPACE = re.compile(r"\s+")
+
+#: Cost rank of what a key needs (cheapest first).
+_COST = (
+    (FetchNeeds.BODY, 4),
+    (FetchNeeds.HEADER, 3),
+    (FetchNeeds.STRUCTURE, 2),
+    (FetchNeeds.SIZE, 2),
+)
+
+
+def normalize(text: str) -> str:
+    """Text as SEARCH compares it: white space runs → one space, lower case."""
+    return _SPACE.sub(" ", text).lower()
+
+
+def _cost(key: SearchKey) -> int:
+    needs = key.needs
+    for flag, rank in _COST:
+        if needs & flag:
+            return rank
+    return 0
+
+
+def _local_day(t: float) -> _dt.date:
+    tm = time.localtime(t)
+    return _dt.date(tm.tm_year, tm.tm_mon, tm.tm_mday)
+
+
+def _date_match(op: str, day: _dt.date, want: _dt.date) -> bool:
+    if op == "BEFORE":
+        return day < want
+    if op == "ON":
+        return day == want
+    return day >= want  # SINCE
+
+
+class _Search:
+    """One SEARCH run: the compiled keys and the per-message lazy data."""
+
+    def __init__(self, cache: MetadataCache, max_seq: int, max_uid: int) -> None:
+        self.cache = cache
+        self.max_seq = max_seq
+        self.max_uid = max_uid
+        self._ranges: dict[int, list[tuple[int, int]]] = {}
+        self._needles: dict[int, str] = {}
+        self.msg: MessageView | None = None
+        self._text: tuple[list[str], list[str]] | None = None  # (headers, bodies)
+
+    def needle(self, key: Header | Text) -> str:
+        got = self._needles.get(id(key))
+        if got is None:
+            got = self._needles[id(key)] = normalize(key.value)
+        return got
+
+    def ranges(self, key: SeqKey | UidKey, largest: int) -> list[tuple[int, int]]:
+        got = self._ranges.get(id(key))
+        if got is None:
+            got = self._ranges[id(key)] = key.seqset.merged(largest)
+        return got
+
+    def meta(self):
+        assert self.msg is not None
+        return self.cache.get(self.msg.path, self.msg.basename)
+
+    # -- evaluation -------------------------------------------------------------
+
+    def match(self, key: SearchKey) -> bool:
+        msg = self.msg
+        assert msg is not None
+        if isinstance(key, HasFlag):
+            want = key.flag.lower()
+            return any(f.lower() == want for f in msg.flags)
+        if isinstance(key, And):
+            return all(self.match(k) for k in sorted(key.keys, key=_cost))
+        if isinstance(key, Or):
+            a, b = sorted((key.left, key.right), key=_cost)
+            return self.match(a) or self.match(b)
+        if isinstance(key, Not):
+            return not self.match(key.key)
+        if isinstance(key, SeqKey):
+            return _in(self.ranges(key, self.max_seq), msg.seq)
+        if isinstance(key, UidKey):
+            return _in(self.ranges(key, self.max_uid), msg.uid)
+        if isinstance(key, SizeKey):
+            # Courier compares the stored size (LF line ends), not RFC822.SIZE
+            size = msg.size if msg.size is not None else self.meta().size
+            return size > key.size if key.op == "LARGER" else size < key.size
+        if isinstance(key, DateKey):
+            if key.sent:
+                return any(
+                    _date_match(key.op, _local_day(t), key.date) for t in self.meta().dates
+                )
+            return _date_match(key.op, _local_day(msg.internaldate), key.date)
+        if isinstance(key, Header):
+            return self.header(key)
+        if isinstance(key, Text):
+            return self.text(key)
+        raise TypeError(f"unknown search key {key!r}")  # pragma: no cover
+
+    def header(self, key: Header) -> bool:
+        name = key.field.lower()
+        if name in SEARCH_FIELDS:
+            values = self.meta().headers.get(name)
+        else:
+            values = self._other_header(name)
+        if not values:
+            return False
+        needle = self.needle(key)
+        return any(needle in normalize(v) for v in values)
+
+    def _other_header(self, name: str) -> tuple[str, ...]:
+        assert self.msg is not None
+        tree = self.meta().tree()
+        path = locate(self.msg.path, self.msg.basename)
+        if path is None:
+            return ()
+        parts = message_headers(tree)
+        if len(parts) == 1:  # the usual case: read just the header block
+            with open(path, "rb") as f:
+                head = f.read(tree.header_end)
+            return tuple(decode_words(v) for v in HeaderBlock(head, 0, len(head)).get_all(name))
+        out: list[str] = []
+        with open_message(path) as buf:
+            for part in parts:
+                hb = HeaderBlock(buf, part.header_start, part.end)
+                out.extend(decode_words(v) for v in hb.get_all(name))
+        return tuple(out)
+
+    def text(self, key: Text) -> bool:
+        needle = self.needle(key)
+        if self._text is None:
+            self._text = self._load_text()
+        headers, bodies = self._text
+        if any(needle in b for b in bodies if b):
+            return True
+        return key.where == "TEXT" and any(needle in h for h in headers)
+
+    def _load_text(self) -> tuple[list[str], list[str]]:
+        assert self.msg is not None
+        tree = self.meta().tree()
+        path = locate(self.msg.path, self.msg.basename)
+        headers: list[str] = []
+        bodies: list[str] = []
+        if path is None:
+            return headers, bodies
+        with open_message(path) as buf:
+            _collect(buf, tree, headers, bodies)
+        return headers, bodies
+
+
+def _in(ranges: list[tuple[int, int]], n: int) -> bool:
+    for lo, hi in ranges:
+        if n < lo:
+            return False
+        if n <= hi:
+            return True
+    return False
+
+
+def _collect(data, part: Part, headers: list[str], bodies: list[str]) -> None:
+    """The searchable text of *part*: message headers (names and values) into
+    *headers*, decoded text bodies into *bodies*, all normalized."""
+    if part.is_message:
+        for f in split_fields(data, part.header_start, part.header_end):
+            if f.colon < 0:
+                continue
+            headers.append(normalize(f.name))
+            headers.append(normalize(decode_words(f.value(data))))
+    if part.children:
+        for c in part.children:
+            _collect(data, c, headers, bodies)
+        return
+    if part.message is not None:
+        _collect(data, part.message, headers, bodies)
+        return
+    if part.type != "text":
+        return
+    raw = bytes(data[part.body_start : part.end])
+    bodies.append(normalize(_decode_body(raw, part.encoding, part.param("charset"))))
+
+
+def _decode_body(raw: bytes, encoding: str, charset: str | None) -> str:
+    enc = (encoding or "").lower()
+    if enc == "base64":
+        try:
+            raw = base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", raw) + b"==")
+        except (binascii.Error, ValueError):
+            pass
+    elif enc == "quoted-printable":
+        raw = quopri.decodestring(raw)
+    name = (charset or "").strip().lower()
+    if name and name not in ("us-ascii", "utf-8", "utf8"):
+        try:
+            return raw.decode(name, "replace")
+        except LookupError:
+            return ""  # Courier cannot convert it: the part is not searched
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def search(
+    msgs: Sequence[MessageView],
+    key: SearchKey,
+    cache: MetadataCache,
+    *,
+    charset: str = "UTF-8",
+    max_uid: int,
+    max_seq: int,
+) -> list[MessageView]:
+    """The messages of *msgs* matching *key*, in the order given.
+
+    The key's strings are already text (the parser decoded them from
+    *charset*), so *charset* only documents the request.  *max_seq* and
+    *max_uid* give ``*`` its value.
+    """
+    del charset  # strings arrive decoded (courierpy.imap.searchkeys)
+    run = _Search(cache, max_seq, max_uid)
+    out = []
+    for msg in msgs:
+        run.msg = msg
+        run._text = None
+        if run.match(key):
+            out.append(msg)
+    return out
+
