@@ -210,19 +210,28 @@ def _list(session, cmd: Command, lsub: bool) -> None:
         if name not in exists:
             attrs.append("\\Noselect")
         elif name == INBOX and not lsub:
-            attrs.append("\\Marked" if _has_new(maildir) else "\\Unmarked")
+            attrs.append("\\Marked" if _has_unseen(maildir) else "\\Unmarked")
         kids = name in has_children or (name not in exists)
         attrs.append("\\HasChildren" if kids else "\\HasNoChildren")
         session.untagged(Atom(word), tuple(Atom(a) for a in attrs), ".", wire_name(session, name))
     session.ok(cmd.tag, texts.LSUB_OK if lsub else texts.LIST_OK)
 
 
-def _has_new(maildir: Path) -> bool:
-    try:
-        with os.scandir(maildir / "new") as it:
-            return any(not e.name.startswith(".") for e in it)
-    except FileNotFoundError:
-        return False
+def _has_unseen(maildir: Path) -> bool:
+    """Courier marks INBOX when it holds a message without \\Seen (new/ counts as unseen)."""
+    from courierpy.maildir import names
+
+    for sub in ("new", "cur"):
+        try:
+            with os.scandir(maildir / sub) as it:
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    if sub == "new" or "S" not in names.flags_of(e.name):
+                        return True
+        except FileNotFoundError:
+            pass
+    return False
 
 
 def list_(session, cmd: Command) -> None:
