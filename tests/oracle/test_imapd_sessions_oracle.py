@@ -159,3 +159,59 @@ def test_scripted_session_matches_courier(tmp_path):
     ours = _run(OurImapd, tmp_path / "ours")
     diffs = [(t, o) for t, o in zip(theirs, ours, strict=True) if t != o]
     assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)
+
+
+SCRIPT_FETCH: list[tuple[str, tuple[bytes, ...]]] = [
+    ("SELECT INBOX", ()),
+    ("FETCH 1:* (ENVELOPE)", ()),
+    ("FETCH 1:* (BODYSTRUCTURE)", ()),
+    ("FETCH 2 (BODY)", ()),
+    ("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] RFC822.SIZE)", ()),
+    ("FETCH 2 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[TEXT]<0.10>)", ()),
+    ("FETCH 3 (BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)])", ()),
+    ("FETCH 1 (BODY[])", ()),
+    ("FETCH 1 (FLAGS)", ()),
+    ("UID FETCH 2 (RFC822.HEADER)", ()),
+    ("FETCH 3 RFC822", ()),
+    ("FETCH 1:* FAST", ()),
+    ("FETCH 9 FLAGS", ()),
+    ("SEARCH ALL", ()),
+    ("SEARCH UNSEEN", ()),
+    ("SEARCH SEEN", ()),
+    ("SEARCH SUBJECT first", ()),
+    ("SEARCH SUBJECT résumé", ()),
+    ("SEARCH CHARSET UTF-8 SUBJECT {8}", ("résumé".encode(),)),
+    ("SEARCH FROM bob", ()),
+    ("SEARCH BODY \"part one\"", ()),
+    ("SEARCH TEXT short", ()),
+    ("SEARCH LARGER 100", ()),
+    ("SEARCH OR SUBJECT third FROM alice", ()),
+    ("SEARCH NOT SEEN", ()),
+    ("UID SEARCH 2:*", ()),
+    ("SEARCH SENTBEFORE 2-Jan-2024", ()),
+    ("SEARCH HEADER Message-ID m1", ()),
+    ("STORE 1:3 +FLAGS (\\Deleted)", ()),
+    ("STORE 2 -FLAGS (\\Deleted)", ()),
+    ("EXPUNGE", ()),
+    ("FETCH 1:* (UID FLAGS)", ()),
+]
+
+
+def test_fetch_and_search_match_courier(tmp_path):
+    base = tmp_path / "base" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (base / sub).mkdir(parents=True)
+    for i, m in enumerate((MSG1, MSG2, MSG3)):
+        put_new(base, m, i)
+    shutil.copytree(tmp_path / "base", tmp_path / "theirs")
+    shutil.copytree(tmp_path / "base", tmp_path / "ours")
+    global SCRIPT
+    saved = SCRIPT
+    try:
+        SCRIPT = SCRIPT_FETCH
+        theirs = _run(CourierImapd, tmp_path / "theirs")
+        ours = _run(OurImapd, tmp_path / "ours")
+    finally:
+        SCRIPT = saved
+    diffs = [(t, o) for t, o in zip(theirs, ours, strict=True) if t != o]
+    assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)

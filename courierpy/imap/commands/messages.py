@@ -294,12 +294,14 @@ def fetch(session, cmd: Command) -> None:
                 add_flags = "FLAGS" not in names_asked
             except MessageGone:
                 pass
-        these = atts + ((FetchAtt("FLAGS"),) if add_flags else ())
         try:
-            items = render_fetch(_view(mbox, i, e), these, cache)
+            items = render_fetch(_view(mbox, i, e), atts, cache)
         except (FileNotFoundError, MessageGone):
             continue
         session.untagged(i + 1, Atom("FETCH"), _Items(items))
+        if add_flags:  # Courier reports the implicit \Seen in a FETCH of its own
+            session.untagged(i + 1, Atom("FETCH"), (Atom("FLAGS"),
+                                                     tuple(Atom(f) for f in flag_list(e))))
     try:
         cache.save()
     except Exception:  # noqa: BLE001 - the cache is never the only copy
