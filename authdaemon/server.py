@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
+import io
 import logging
 import os
 import selectors
@@ -33,7 +34,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from authdaemon.modules import AuthModule, DebugLog, ModuleContext, ModuleTempFail, load_modules
+from authdaemon.modules import (
+    PLAIN,
+    AuthModule,
+    DebugLog,
+    ModuleContext,
+    ModuleTempFail,
+    authinfo_summary,
+    load_modules,
+)
 from courierpy import authproto
 from courierpy.authproto import (
     NEED_DATA,
@@ -138,6 +147,8 @@ class _CourierFormatter(logging.Formatter):
     """``LEVEL: message``, Courier's log line format."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == PLAIN:
+            return record.getMessage()
         return f"{_LEVEL_NAMES.get(record.levelno, record.levelname)}: {record.getMessage()}"
 
 
@@ -150,7 +161,11 @@ def courier_log_handler(syslog: bool = False) -> logging.Handler:
         handler = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_MAIL)
         handler.ident = "authdaemond: "
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        # account data may hold any bytes: write them back unchanged
+        stream = io.TextIOWrapper(
+            sys.stderr.buffer, errors="surrogateescape", line_buffering=True, write_through=True
+        )
+        handler = logging.StreamHandler(stream)
     handler.setFormatter(_CourierFormatter())
     return handler
 
@@ -208,11 +223,16 @@ class Dispatcher:
             if info is None:
                 self.debug(f"{module.name}: REJECT - try next module")
                 continue
+            if self.debug.enabled:
+                self.debug.plain(f"Authenticated: {authinfo_summary(info)}")
+                if self.debug.passwords:
+                    self.debug.plain(
+                        f"Authenticated: clearpasswd={info.passwd2 or '<null>'}, "
+                        f"passwd={info.passwd or '<null>'}"
+                    )
             options = authproto.merge_options(info.options, self.default_options)
             if options != info.options:
                 info = dataclasses.replace(info, options=options)
-            if self.debug.enabled:
-                self.debug(f"{module.name}: ACCEPT, username {info.address}")
             return authproto.encode_authinfo(info)
         self.debug("FAIL, all modules rejected")
         return authproto.encode_fail()

@@ -439,13 +439,18 @@ _KEY_TO_ATTR: Final = dict(_REPLY_FIELDS)
 
 
 def encode_authinfo(info: AuthInfo) -> bytes:
-    """The success reply for *info*, fields in Courier's order, ending ``.\\n``."""
+    """The success reply for *info*, fields in Courier's order, ending ``.\\n``.
+
+    ``NAME`` is the full name up to its first comma, as Courier sends it.
+    """
     out = bytearray()
     for key, attr in _REPLY_FIELDS:
         value = getattr(info, attr)
         if value is None:
             continue
         text = str(value)
+        if key == "NAME":
+            text = text.split(",", 1)[0]  # the GECOS name, without room, phone, ...
         if "\n" in text:
             raise ValueError(f"{key} value contains a newline")
         out += encode(f"{key}={text}\n")

@@ -29,6 +29,8 @@ __all__ = [
     "AuthModule",
     "DebugLog",
     "MODULES",
+    "PLAIN",
+    "authinfo_summary",
     "ModuleContext",
     "ModuleTempFail",
     "UnknownModuleError",
@@ -77,12 +79,35 @@ class DebugLog:
         if self.level >= 1:
             self.logger.debug(message)
 
-    def secret(self, with_secret: str, without: str) -> None:
-        """Log *with_secret* at level 2, *without* at level 1."""
+    def secret(self, with_secret: str, without: str = "") -> None:
+        """Log *with_secret* at level 2, *without* (if any) at level 1."""
         if self.level >= 2:
             self.logger.debug(with_secret)
-        elif self.level >= 1:
+        elif self.level >= 1 and without:
             self.logger.debug(without)
+
+    def plain(self, message: str) -> None:
+        """A debug line without the ``DEBUG:`` prefix (Courier's ``Authenticated:`` lines)."""
+        if self.level >= 1:
+            self.logger.log(PLAIN, message)
+
+
+#: Log level of lines written without a ``LEVEL:`` prefix.
+PLAIN = 15
+
+
+def authinfo_summary(info: AuthInfo) -> str:
+    """An account as Courier's debug log shows it."""
+
+    def null(value: object) -> str:
+        return "<null>" if value is None else str(value)
+
+    return (
+        f"sysusername={null(info.sysusername)}, sysuserid={null(info.uid)}, "
+        f"sysgroupid={info.gid}, homedir={info.home}, address={null(info.address)}, "
+        f"fullname={null(info.fullname)}, maildir={null(info.maildir)}, "
+        f"quota={null(info.quota)}, options={null(info.options)}"
+    )
 
 
 @dataclass(frozen=True)

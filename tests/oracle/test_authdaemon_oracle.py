@@ -459,3 +459,68 @@ def test_ours_refuses_to_take_over_a_running_courier_daemon(pair: Pair) -> None:
     assert r.returncode != 0 and "already running" in r.stderr
     assert raw(pair.real_socket, b"PRE . imap alice\n").startswith(b"UID=5000\n")
     assert not (pair.real_socket.parent / "pid").exists()
+
+
+DEBUG_REQUESTS = [
+    b"PRE . imap alice\n",
+    b"PRE . imap hank\n",
+    b"PRE . imap ivan\n",
+    b"PRE . imap nosuch\n",
+    auth("imap", "carol", "carolimap"),
+    auth("imap", "carol", "bad"),
+    auth("imap", "zoe", "jackpw"),
+    cram("carol", "carolimap"),
+    cram("carol", "bad"),
+    cram("nosuch", "x"),
+    cram("alice", "alicepw"),
+    b"PASSWD imap\tcarol\tbad\tnew\n",
+    b"PASSWD imap\talice\tbad\tnew\n",
+    b"PASSWD imap\tnosuch\tbad\tnew\n",
+    b"PRE . imap kim\n",
+]
+
+
+def _debug_log(argv: list[str], socket_path: Path, log_path: Path, level: str,
+               ns: CourierNamespace | None = None) -> list[bytes]:
+    env = {**os.environ, "DEBUG_LOGIN": level}
+    with log_path.open("wb") as log:
+        if ns is not None:
+            proc = ns.popen(argv, stdout=log, stderr=log, env=env)
+        else:
+            proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env,
+                                    start_new_session=True)
+        try:
+            wait_socket(socket_path, proc)
+            for request in DEBUG_REQUESTS:
+                raw(socket_path, request)
+            time.sleep(0.3)
+        finally:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=15)
+    # Courier logs "opened" whenever a worker opens the database, and (seen
+    # only sometimes, depending on the worker) "userdbshadow: entry not found"
+    skip = (b"INFO: ", b"DEBUG: userdb: opened ", b"DEBUG: userdbshadow: entry not found")
+    return [line for line in log_path.read_bytes().splitlines() if not line.startswith(skip)]
+
+
+@pytest.mark.parametrize("level", ["1", "2"])
+def test_debug_login_log_same_as_courier(tmp_path: Path, level: str) -> None:
+    """With DEBUG_LOGIN our daemon logs what Courier's logs (minus its "opened" lines)."""
+    text = userdb_text()
+    real_etc, ours_etc = tmp_path / "real" / "etc", tmp_path / "ours" / "etc"
+    real_run, ours_run = tmp_path / "real" / "run", tmp_path / "ours" / "run"
+    write_userdb(real_etc, text)
+    write_userdb(ours_etc, text)
+    write_authdaemonrc(real_etc)
+    write_authdaemonrc(ours_etc, authdaemonvar=str(ours_run), DEBUG_LOGIN=level)
+    build(ours_etc / "userdb")
+    with courier_namespace(real_etc, real_run) as ns:
+        ns.run([require("makeuserdb")], check=True)
+        theirs = _debug_log([require("/usr/lib/courier/courier-authlib/authdaemond")],
+                            real_run / "socket", tmp_path / "real.log", level, ns)
+    mine = _debug_log([str(BIN / "authdaemond"), "--config-dir", str(ours_etc)],
+                      ours_run / "socket", tmp_path / "ours.log", level)
+    assert mine == theirs
+    assert (b"DEBUG: supplied password 'bad' does not match" in b"\n".join(mine)) == (
+        level == "2"
+    )

@@ -322,3 +322,8 @@ def test_parse_enumerate_skips_lines_as_courier_client() -> None:
         p.EnumEntry("g", 8, 8, "/h"),
         p.EnumEntry("", 1, 1, "/h"),
     ]
+
+
+def test_name_is_gecos_up_to_the_first_comma() -> None:
+    info = p.AuthInfo(uid=1, gid=1, home="/h", fullname="Carol Example,Room 1,555")
+    assert p.encode_authinfo(info) == b"UID=1\nGID=1\nHOME=/h\nNAME=Carol Example\n.\n"
