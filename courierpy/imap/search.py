@@ -13,16 +13,22 @@ tests/oracle/test_fetch_search_oracle.py):
 
 - Strings match as case-insensitive substrings after both sides have every
   run of white space (line breaks included) collapsed to one space.
-- Header values are unfolded and RFC 2047-decoded; raw 8-bit header bytes are
-  read as UTF-8.  ``HEADER name ""`` matches any message having the field.
+- Header keys look at every header block of the message: its own, each MIME
+  part's and each attached message's.  Values are unfolded and RFC
+  2047-decoded (raw 8-bit bytes read as UTF-8); address fields are matched
+  in re-rendered form (``Name <box@host>``, comments dropped).
+  ``HEADER name ""`` matches any message having the field.
 - BODY looks at the text parts (``text/*``, also inside attached messages),
   decoded from their transfer encoding (base64, quoted-printable) and from
   their charset to Unicode; other parts, part headers, preambles and
-  epilogues are not searched.  TEXT also looks at the header fields (names
-  and values, separately) of the message and of attached messages.
-- SENTBEFORE/SENTON/SENTSINCE compare the day of the Date: header in the
-  server's local time zone; a message without a readable Date: matches none
-  of them.  BEFORE/ON/SINCE use the internal date, also in local time.
+  epilogues are not searched; neither is a part in a charset that cannot be
+  converted, and an empty part never matches.  TEXT also looks at the header
+  fields (names and values, separately) of every header block.
+- SENTBEFORE/SENTON/SENTSINCE compare the day of a Date: field (any header
+  block's: one that fits is enough) in the server's local time zone; a message
+  without a readable Date: matches none of them.  BEFORE/ON/SINCE use the
+  internal date, also in local time.  LARGER/SMALLER compare the stored size
+  (LF line ends), not RFC822.SIZE.
 - ``*`` in a sequence set is the largest sequence number or UID and ``n:*``
   includes it even when n is larger (RFC 3501 §6.4.8); Courier takes ``*``
   as infinity instead (see docs/differences.md).
@@ -223,7 +229,7 @@ def _in(ranges: list[tuple[int, int]], n: int) -> bool:
 def _collect(data, part: Part, headers: list[str], bodies: list[str]) -> None:
     """The searchable text of *part*: message headers (names and values) into
     *headers*, decoded text bodies into *bodies*, all normalized."""
-    if part.is_message:
+    if part.header_end > part.header_start:
         for f in split_fields(data, part.header_start, part.header_end):
             if f.colon < 0:
                 continue

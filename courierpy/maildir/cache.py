@@ -87,8 +87,8 @@ class CacheCorrupt(CourierError):
 class MessageMeta:
     """What a message's bytes give FETCH and SEARCH (immutable in practice).
 
-    *headers* maps each of :data:`SEARCH_FIELDS` the message (or a message
-    attached to it) has to its values, unfolded and RFC 2047-decoded; *dates*
+    *headers* maps each of :data:`SEARCH_FIELDS` the message (or one of its
+    parts or attached messages) has to its values, unfolded and RFC 2047-decoded; *dates*
     are its readable Date: fields (same scope) as POSIX times.  :meth:`tree` rebuilds the
     part tree from its JSON on first use.
     """
@@ -179,30 +179,31 @@ class MessageMeta:
 
 
 def message_headers(tree: Part):
-    """The header blocks SEARCH looks at: the message's and every attached
-    message's (Courier's header keys match in either), outermost first."""
-    return [p for p in tree.walk() if p.is_message]
+    """The header blocks SEARCH looks at: every entity's, the message's first,
+    then each part's and each attached message's (Courier's header keys match
+    in any of them)."""
+    return list(tree.walk())
 
 
 def address_text(value: str) -> str:
     """An address field as Courier's SEARCH sees it: the addresses re-rendered
     (``Name <box@host>``, groups as ``name: ...;``), comments dropped, names
     RFC 2047-decoded and without quotes."""
-    out: list[str] = []
+    out = ""
+    sep = ""
     for name, _route, box, host in parse_address_list(value):
-        if box is None:
-            if out:
-                out[-1] += ";"
+        if box is None:  # group end
+            out += ";"
+            sep = ", "
             continue
-        if host is None:
-            out.append(box + ":")
+        if host is None:  # group start
+            out += sep + box + ":"
+            sep = " "
             continue
         addr = f"{box}@{host}" if host else box
-        if name:
-            out.append(decode_words(name).replace('"', "") + f" <{addr}>")
-        else:
-            out.append(addr)
-    return ", ".join(out)
+        out += sep + (decode_words(name).replace('"', "") + f" <{addr}>" if name else addr)
+        sep = ", "
+    return out
 
 
 def search_headers(data, tree: Part) -> tuple[dict[str, tuple[str, ...]], tuple[float, ...]]:

@@ -155,7 +155,10 @@ SEARCHES: list[tuple[str, tuple[bytes, ...]]] = [
         "OR FROM alice SUBJECT offers", "NOT OR SEEN FLAGGED", "(SEEN FLAGGED) NOT DELETED",
         "OR (KEYWORD $Label1 LARGER 400) (NOT SEEN SMALLER 200)",
         "NOT (OR BODY alpha TEXT hello)", "OR OR DRAFT DELETED ANSWERED",
-        "1:10 NOT UID 3:4 UNSEEN",
+        "1:10 NOT UID 3:4 UNSEEN", 'TO "Team: carol"', 'BCC "Bcc Person <bcc"', "BCC bcc@",
+        'FROM "Doe, John"', "CC undisclosed", "SUBJECT original", "FROM orig@",
+        "SENTON 4-Jan-2024", "HEADER Content-Disposition orig.eml", "TEXT \"\"",
+        "HEADER X-Long xxxx", "SUBJECT \"long long\"",
     ]
 ] + [
     (f"CHARSET {cs} {key} {{{len(val.encode(cs))}}}", (val.encode(cs),))
@@ -217,6 +220,7 @@ FETCH_SKIP = {"s_multi"}
 SEARCH_EDGES = {
     'BODY ""': ("header_only", None),
     'HEADER Subject ""': (None, "no_body"),
+    'TEXT ""': (None, "no_body"),
 }
 
 #: SEARCH → (Courier's numbers, ours): Courier reads "*" as infinity, so a

@@ -1,0 +1,236 @@
+"""The per-folder metadata cache (courierpy.maildir.cache) on real Maildirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from courierpy.maildir.cache import CACHE_NAME, MetadataCache, address_text
+from courierpy.maildir.store import MessageGone
+from courierpy.mime.imapwire import message_wire
+
+MSG1 = (
+    b"From: =?utf-8?Q?J=C3=BCrgen?= <j@x.example>\nTo: Team: a@x.example, B <b@y.example>;\n"
+    b"Subject: =?iso-8859-1?Q?caf=E9?=\nDate: Mon, 1 Jan 2024 23:30:00 -0500\n"
+    b"Message-ID: <m1@x>\n\nhello\n"
+)
+MSG2 = (
+    b"From: a@b.example\nSubject: outer\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n"
+    b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=A\n\n--A\n"
+    b"Content-Type: message/rfc822\n\nFrom: in@y.example\nSubject: inner\n"
+    b"Date: Fri, 1 Mar 2024 10:00:00 +0000\n\nbody\n--A--\n"
+)
+
+
+def make_folder(tmp_path: Path, messages: dict[str, bytes]) -> tuple[Path, dict[str, Path]]:
+    folder = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for i, (base, data) in enumerate(messages.items()):
+        p = folder / "cur" / f"{base}:2,S"
+        p.write_bytes(data)
+        os.utime(p, (1700000000 + i, 1700000000 + i))
+        paths[base] = p
+    return folder, paths
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_folder(tmp_path, {"1.M1P1.h": MSG1, "2.M2P1.h": MSG2})
+
+
+def entries(cache: MetadataCache, paths: dict[str, Path]):
+    out = {}
+    for base, p in paths.items():
+        m = cache.get(p, base)
+        out[base] = (m.envelope, m.bodystructure, m.body, m.rfc822_size, m.headers, m.dates,
+                     m.tree().to_json(envelopes=False))
+    return out
+
+
+def test_miss_parses_and_matches_message_wire(folder) -> None:
+    md, paths = folder
+    cache = MetadataCache(md)
+    meta = cache.get(paths["1.M1P1.h"], "1.M1P1.h")
+    wire = message_wire(MSG1)
+    assert (meta.envelope, meta.bodystructure, meta.body, meta.rfc822_size) == (
+        wire.envelope, wire.bodystructure, wire.body, wire.rfc822_size)
+    assert meta.headers["subject"] == ("café",)
+    assert meta.headers["from"] == ("Jürgen <j@x.example>",)
+    assert meta.headers["to"] == ("Team: a@x.example, B <b@y.example>;",)
+    assert meta.dates == (1704169800.0,)
+    assert cache.get(paths["1.M1P1.h"], "1.M1P1.h") is meta
+    assert cache.parsed == 1
+
+
+def test_attached_messages_headers_and_dates_count(folder) -> None:
+    md, paths = folder
+    meta = MetadataCache(md).get(paths["2.M2P1.h"], "2.M2P1.h")
+    assert meta.headers["subject"] == ("outer", "inner")
+    assert len(meta.dates) == 2
+
+
+def test_saved_cache_serves_without_parsing(folder) -> None:
+    md, paths = folder
+    first = MetadataCache(md)
+    want = entries(first, paths)
+    first.save()
+    assert (md / CACHE_NAME).read_bytes().startswith(b"courierpy-cache 1\n")
+    second = MetadataCache(md)
+    assert entries(second, paths) == want
+    assert second.parsed == 0 and second.loaded == 2
+
+
+def test_flag_rename_keeps_the_entry_valid(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    entries(c, paths)
+    c.save()
+    old = paths["1.M1P1.h"]
+    new = old.with_name("1.M1P1.h:2,FRS")
+    os.rename(old, new)
+    again = MetadataCache(md)
+    again.get(new, "1.M1P1.h")
+    again.get(old, "1.M1P1.h")  # a stale path is found again by basename
+    assert again.parsed == 0
+
+
+def test_replaced_message_with_other_size_is_reparsed(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    entries(c, paths)
+    c.save()
+    p = paths["1.M1P1.h"]
+    p.write_bytes(MSG1.replace(b"hello", b"hello again"))
+    os.utime(p, (1700000000, 1700000000))  # same mtime: the size tells
+    again = MetadataCache(md)
+    meta = again.get(p, "1.M1P1.h")
+    assert again.parsed == 1
+    assert meta.rfc822_size == message_wire(p.read_bytes()).rfc822_size
+
+
+def test_same_size_new_mtime_is_reparsed(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    entries(c, paths)
+    c.save()
+    p = paths["1.M1P1.h"]
+    p.write_bytes(MSG1.replace(b"hello", b"HELLO"))
+    os.utime(p, (1800000000, 1800000000))
+    again = MetadataCache(md)
+    assert again.get(p, "1.M1P1.h").headers["subject"] == ("café",)
+    assert again.parsed == 1
+
+
+def _corruptions(data: bytes) -> list[bytes]:
+    lines = data.split(b"\n")
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x20
+    # a line whose CRC is right but whose JSON has the wrong shape
+    import zlib
+
+    rest = b"1.M1P1.h\t1\t2\t[1,2]\t[]"
+    bad_shape = lines[0] + b"\n" + b"%08x\t%s\n" % (zlib.crc32(rest), rest)
+    return [
+        b"",
+        b"garbage\n",
+        data[: len(data) // 2],
+        data[:-1],
+        bytes(flipped),
+        b"courierpy-cache 9\n" + b"\n".join(lines[1:]),
+        data + b"x\tno\n",
+        bad_shape,
+        b"\x00" * 100,
+    ]
+
+
+@pytest.mark.parametrize("which", range(9))
+def test_corrupt_cache_is_discarded_and_rebuilt(folder, which: int) -> None:
+    md, paths = folder
+    good = MetadataCache(md)
+    want = entries(good, paths)
+    good.save()
+    data = (md / CACHE_NAME).read_bytes()
+    (md / CACHE_NAME).write_bytes(_corruptions(data)[which])
+    again = MetadataCache(md)
+    assert entries(again, paths) == want
+    assert again.parsed >= 1
+    again.save()
+    assert sorted((md / CACHE_NAME).read_bytes().splitlines()) == sorted(data.splitlines())
+
+
+def test_deleted_cache_is_rebuilt_identical(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    entries(c, paths)
+    c.save()
+    data = (md / CACHE_NAME).read_bytes()
+    (md / CACHE_NAME).unlink()
+    again = MetadataCache(md)
+    entries(again, paths)
+    again.save()
+    assert sorted((md / CACHE_NAME).read_bytes().splitlines()) == sorted(data.splitlines())
+
+
+def test_vanished_messages_are_dropped_on_save(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    entries(c, paths)
+    c.save()
+    paths["2.M2P1.h"].unlink()
+    (md / "cur" / "3.M3P1.h:2,").write_bytes(b"Subject: three\n\nx\n")
+    again = MetadataCache(md)
+    again.get(md / "cur" / "3.M3P1.h:2,", "3.M3P1.h")
+    again.save()
+    text = (md / CACHE_NAME).read_bytes()
+    assert b"\t1.M1P1.h\t" in text and b"\t3.M3P1.h\t" in text
+    assert b"2.M2P1.h" not in text
+
+
+def test_expunged_message(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    meta = c.get(paths["1.M1P1.h"], "1.M1P1.h")
+    paths["1.M1P1.h"].unlink()
+    assert c.get(paths["1.M1P1.h"], "1.M1P1.h") is meta  # bytes cannot have changed
+    paths["2.M2P1.h"].unlink()
+    with pytest.raises(MessageGone):
+        c.get(paths["2.M2P1.h"], "2.M2P1.h")
+
+
+def test_save_failure_is_logged_not_raised(folder, caplog) -> None:
+    md, paths = folder
+    (md / CACHE_NAME).mkdir()  # the rename cannot replace a directory
+    c = MetadataCache(md)
+    entries(c, paths)
+    c.save()
+    assert "not saved" in caplog.text
+    assert not [p for p in md.iterdir() if ".tmp." in p.name]
+
+
+def test_two_sessions_saving_last_rename_wins(folder) -> None:
+    md, paths = folder
+    a, b = MetadataCache(md), MetadataCache(md)
+    a.get(paths["1.M1P1.h"], "1.M1P1.h")
+    b.get(paths["2.M2P1.h"], "2.M2P1.h")
+    a.save()
+    b.save()
+    c = MetadataCache(md)
+    entries(c, paths)
+    assert c.loaded == 1 and c.parsed == 1  # b's file, valid; a's entry rebuilt
+
+
+def test_nothing_written_when_unchanged(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    c.save()
+    assert not (md / CACHE_NAME).exists()
+
+
+def test_address_text() -> None:
+    assert address_text('(hidden) bcc@example.com (Bcc Person)') == "Bcc Person <bcc@example.com>"
+    assert address_text('"Doe, John" <j@x>, solo@y') == "Doe, John <j@x>, solo@y"
+    assert address_text("undisclosed-recipients:;") == "undisclosed-recipients:;"
