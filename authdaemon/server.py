@@ -25,6 +25,7 @@ import fcntl
 import io
 import logging
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -418,6 +419,16 @@ class WorkerLoop:
 # -- the master ------------------------------------------------------------------
 
 
+def _raise_fd_limit(want: int = 65536) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _someone_listens(path: Path) -> bool:
     if not path.exists():
         return False
@@ -570,6 +581,7 @@ class Master:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
         config = self.config
         self._modules(config)  # unknown module names fail here, before the socket
+        _raise_fd_limit()  # idle clients each hold a descriptor until their timeout
         if _someone_listens(config.socket_path):
             # e.g. Courier's own authdaemond, which does not use our pid lock
             raise AlreadyRunning(
