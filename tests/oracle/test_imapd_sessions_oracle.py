@@ -215,3 +215,57 @@ def test_fetch_and_search_match_courier(tmp_path):
         SCRIPT = saved
     diffs = [(t, o) for t, o in zip(theirs, ours, strict=True) if t != o]
     assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)
+
+
+def _two_sessions(cls, home: Path) -> list[list[str]]:
+    """Two sessions on one Maildir; B's changes as A sees them."""
+    out = []
+    env = {"IMAP_MAILBOX_SANITY_CHECK": "0"}
+    with cls(home, extra_env=env) as a, cls(home, extra_env=env) as b:
+        def run(who, text, *lits):
+            untagged, tagged = who.command(text, *lits, check=False)
+            out.append([("A " if who is a else "B ") + text, *_normalise([*untagged, tagged])])
+
+        run(a, "SELECT INBOX")
+        run(b, "SELECT INBOX")
+        put_new(home / "Maildir", MSG3, 7)
+        run(b, f"APPEND INBOX (\\Seen Junk) {{{len(APPENDED)}}}", APPENDED)
+        run(a, "FETCH 1:* (UID FLAGS)")
+        run(a, "STATUS INBOX (MESSAGES RECENT UIDNEXT UNSEEN)")
+        run(a, "NOOP")
+        run(a, "STATUS INBOX (MESSAGES RECENT UIDNEXT UNSEEN)")
+        run(b, "NOOP")
+        run(b, "STORE 1 +FLAGS (\\Flagged $Label1)")
+        run(b, "STORE 2 +FLAGS.SILENT (\\Deleted)")
+        run(a, "NOOP")
+        run(b, "EXPUNGE")
+        run(a, "FETCH 1:* (UID FLAGS)")
+        run(a, "STORE 1 -FLAGS (\\Flagged)")
+        run(a, "SEARCH ALL")
+        run(a, "NOOP")
+        run(a, "STORE 1 +FLAGS (\\Deleted)")
+        run(a, "EXPUNGE")
+        run(b, "CHECK")
+        run(b, "FETCH 1:* (UID FLAGS)")
+        put_new(home / "Maildir", MSG1, 8)
+        run(b, "STATUS INBOX (MESSAGES RECENT UIDNEXT UNSEEN)")
+        run(a, "CLOSE")
+        run(a, "STATUS INBOX (MESSAGES RECENT UIDNEXT UNSEEN)")
+        run(b, "NOOP")
+        run(b, "FETCH 1:* (UID FLAGS)")
+        run(a, "EXAMINE INBOX")
+    return out
+
+
+def test_two_sessions_match_courier(tmp_path):
+    base = tmp_path / "base" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (base / sub).mkdir(parents=True)
+    for i, m in enumerate((MSG1, MSG2)):
+        put_new(base, m, i)
+    shutil.copytree(tmp_path / "base", tmp_path / "theirs")
+    shutil.copytree(tmp_path / "base", tmp_path / "ours")
+    theirs = _two_sessions(CourierImapd, tmp_path / "theirs")
+    ours = _two_sessions(OurImapd, tmp_path / "ours")
+    diffs = [(t, o) for t, o in zip(theirs, ours, strict=True) if t != o]
+    assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)

@@ -254,7 +254,15 @@ def status(session, cmd: Command) -> None:
     name, path = resolve(session, cmd.args.mailbox)
     if "r" not in my_rights(session, name):
         raise Refused(texts.NO_SUCH_MAILBOX)
-    counts = Maildir(path).status()
+    sel = session.selected
+    if sel is not None and sel.path == path:
+        # the selected folder is reported as this session sees it (as Courier)
+        counts = {"MESSAGES": len(sel.entries),
+                  "RECENT": sum(1 for e in sel.entries if e.recent),
+                  "UIDNEXT": sel.uidnext, "UIDVALIDITY": sel.uidvalidity,
+                  "UNSEEN": sum(1 for e in sel.entries if "S" not in e.letters)}
+    else:
+        counts = Maildir(path).status()
     items: list[object] = []
     for item in cmd.args.items:
         items.extend((Atom(item), counts[item]))

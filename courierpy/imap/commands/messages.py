@@ -23,7 +23,7 @@ from courierpy.imap.grammar import Command, NeedContinuation
 from courierpy.imap.mailbox import Entry, flag_list
 from courierpy.imap.responses import Atom, RespCode, ResponseCode, Tagged, UntaggedStatus
 from courierpy.maildir import keywords as kwmod
-from courierpy.maildir import names, quota
+from courierpy.maildir import names, quota, uiddb
 from courierpy.maildir.store import Maildir, MessageGone
 
 _LETTER = {"\\DRAFT": "D", "\\FLAGGED": "F", "\\ANSWERED": "R", "\\SEEN": "S", "\\DELETED": "T"}
@@ -140,10 +140,41 @@ def append(session, cmd: Command) -> None:
     base = names.basename(path.name)
     if kws:
         kwmod.set_keywords(upload.folder, base, kws)
-    state = store.scan(move_new=False)
-    uid = next((m.uid for m in state.messages if m.basename == base), 0)
+    uidvalidity, uids = register(upload.folder, [base])
     session.send(Tagged(cmd.tag, "OK", texts.APPEND_OK,
-                        ResponseCode(RespCode.APPENDUID, (state.uidvalidity, uid))))
+                        ResponseCode(RespCode.APPENDUID, (uidvalidity, uids[base]))))
+
+
+def register(folder: Path, bases: list[str]) -> tuple[int, dict[str, int]]:
+    """Give the messages just stored (*bases*, in order) the next UIDs, under the lock.
+
+    As Courier's APPEND and COPY: messages waiting in ``new/`` are moved to
+    ``cur/`` on the way, \\Recent for nobody, and get their UIDs at the next
+    scan, after the stored ones.  The UIDs are looked up by the stored files'
+    own names, so they are right whatever other sessions do meanwhile.
+    """
+    with uiddb.folder_lock(folder):
+        try:
+            waiting = os.listdir(folder / "new")
+        except FileNotFoundError:
+            waiting = []
+        for name in waiting:
+            if name.startswith("."):
+                continue
+            target = name if ":" in name else name + names.INFO_PREFIX
+            try:
+                os.rename(folder / "new" / name, folder / "cur" / target)
+            except FileNotFoundError:
+                pass
+        db = uiddb.read(folder)
+        if db is None:
+            db = uiddb.new_db()
+        for base in bases:
+            if base not in db.uids:
+                db.uids[base] = db.nextuid
+                db.nextuid += 1
+        uiddb.write(folder, db)
+        return db.uidvalidity, {b: db.uids[b] for b in bases}
 
 
 # -- message selection ---------------------------------------------------------------
@@ -383,13 +414,12 @@ def copy(session, cmd: Command) -> None:
     if not done:
         session.ok(cmd.tag, texts.COPY_OK)
         return
-    state = target.scan(move_new=False)
-    by_base = {m.basename: m.uid for m in state.messages}
-    pairs = sorted((u, by_base.get(b, 0)) for u, b in done)
+    uidvalidity, by_base = register(path, [b for _, b in done])
+    pairs = sorted((u, by_base[b]) for u, b in done)
     src_set = uid_set([p[0] for p in pairs])
     dst_set = uid_set([p[1] for p in pairs])
     session.send(Tagged(cmd.tag, "OK", texts.COPY_OK, ResponseCode(
-        RespCode.COPYUID, (state.uidvalidity, Atom(src_set), Atom(dst_set)))))
+        RespCode.COPYUID, (uidvalidity, Atom(src_set), Atom(dst_set)))))
 
 
 HANDLERS = {
