@@ -245,15 +245,24 @@ class Dispatcher:
         return authproto.encode_passwd_reply(False)
 
     def _enumerate(self) -> bytes:
+        """Every module's accounts; a module that fails cuts the list short.
+
+        As with Courier, the client then sees the accounts so far without the
+        final ``.``, which tells it the list is incomplete.
+        """
         out = bytearray()
-        for module in self.modules:
-            entries = module.enumerate()
-            if entries is None:
-                continue
-            out += authproto.encode_enum_module(module.name)
-            for entry in entries:
-                options = authproto.merge_options(entry.options, self.default_options) or ""
-                out += authproto.encode_enum_entry(dataclasses.replace(entry, options=options))
+        try:
+            for module in self.modules:
+                entries = module.enumerate()
+                if entries is None:
+                    continue
+                out += authproto.encode_enum_module(module.name)
+                for entry in entries:
+                    options = authproto.merge_options(entry.options, self.default_options) or ""
+                    out += authproto.encode_enum_entry(dataclasses.replace(entry, options=options))
+        except ModuleTempFail as exc:
+            self.debug(f"ENUMERATE aborted: {exc}")
+            return bytes(out)
         out += b".\n"
         return bytes(out)
 
