@@ -279,7 +279,7 @@ class _Conn:
     sock: socket.socket
     deadline: float
     parser: RequestParser = dataclasses.field(default_factory=RequestParser)
-    out: bytes | None = None
+    out: memoryview | None = None  # the reply still to send
 
 
 class WorkerLoop:
@@ -391,7 +391,7 @@ class WorkerLoop:
         if reply is None:
             self._close(conn)
             return
-        conn.out = reply
+        conn.out = memoryview(reply)
         conn.deadline = time.monotonic() + self.write_timeout
         self.sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
         self._write(conn)

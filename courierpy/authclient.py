@@ -187,7 +187,7 @@ class AuthClient:
             raise AuthFailed("authentication failed")
         return result
 
-    def _exchange(self, request: bytes, complete: Callable[[bytes], bool]) -> bytes:
+    def _exchange(self, request: bytes, complete: Callable[[bytearray], bool]) -> bytes:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
@@ -216,7 +216,7 @@ class AuthClient:
                 if not chunk:
                     return bytes(buf)
                 buf += chunk
-                if complete(bytes(buf)):
+                if complete(buf):
                     return bytes(buf)
         finally:
             sock.close()
@@ -229,7 +229,7 @@ def _debug_level(environ: Mapping[str, str]) -> int:
         return 0
 
 
-def _reply_complete(buf: bytes) -> bool:
+def _reply_complete(buf: bytearray) -> bool:
     return buf == b"FAIL\n" or buf.endswith(b"\n.\n")
 
 
