@@ -59,7 +59,8 @@ class SelectedMailbox:
     """The mailbox of a SELECT or EXAMINE."""
 
     def __init__(self, name: str, path: Path, *, readonly: bool, use_keywords: bool,
-                 rights: str, env_quota: str | None = None) -> None:
+                 rights: str, env_quota: str | None = None,
+                 recent: set[str] | None = None) -> None:
         self.name = name
         self.path = path
         self.readonly = readonly
@@ -71,6 +72,9 @@ class SelectedMailbox:
         self.uidnext = 1
         self.flag_words: tuple[str, ...] = ()
         self.command = "SELECT"
+        #: messages this process moved from new/: \\Recent for this session (kept
+        #: across re-SELECTs by the same process, as Courier does)
+        self.recent = recent if recent is not None else set()
 
     # -- reading the folder -------------------------------------------------------
 
@@ -82,11 +86,11 @@ class SelectedMailbox:
         if self.use_keywords:
             present = {m.basename for m in state.messages}
             kws = kwmod.read_keywords(self.path, present=present)
-        known = {e.uid: e for e in self.entries}
         out = []
         for m in state.messages:
-            old = known.get(m.uid)
-            recent = m.recent or (old is not None and old.recent)
+            if m.recent:
+                self.recent.add(m.basename)
+            recent = m.basename in self.recent
             out.append(Entry(m.uid, m.basename, m.filename, m.flags,
                              frozenset(kws.get(m.basename, ())), recent))
         return out
@@ -157,30 +161,29 @@ class SelectedMailbox:
                 changed.append((seq, new))
             merged.append(new)
         merged.extend(added)
-        words = self._keywords_in_use(merged)
-        grew = bool(set(words) - set(self.flag_words))
         self.entries = merged
-        if words != self.flag_words and grew:
-            self.flag_words = words
-            self.send_flags(session)
+        self.keywords_grown(session)
         if added or expunged:
             session.untagged(len(merged), Atom("EXISTS"))
             session.untagged(sum(1 for e in merged if e.recent), Atom("RECENT"))
-        if words != self.flag_words:
-            self.flag_words = words
-            self.send_flags(session)
         for seq, e in changed:
             session.untagged(seq, Atom("FETCH"), (Atom("FLAGS"),
                                                   tuple(Atom(f) for f in flag_list(e))))
+        self.keywords_settled(session)
 
-    def refresh_keywords_words(self, session) -> None:
-        """After this session changed keywords: resend FLAGS when the set grew."""
+    def keywords_grown(self, session) -> None:
+        """New keywords in use: ``* FLAGS`` with the old and the new ones (as Courier)."""
+        words = set(self._keywords_in_use(self.entries))
+        if words - set(self.flag_words):
+            self.flag_words = tuple(kwmod.hash_order(words | set(self.flag_words)))
+            self.send_flags(session)
+
+    def keywords_settled(self, session) -> None:
+        """Keywords no longer in use: ``* FLAGS`` again with those in use."""
         words = self._keywords_in_use(self.entries)
-        if set(words) - set(self.flag_words):
+        if words != self.flag_words:
             self.flag_words = words
             self.send_flags(session)
-        elif words != self.flag_words:
-            self.flag_words = words
 
     def update_entry(self, index: int, **changes: object) -> Entry:
         e = replace(self.entries[index], **changes)

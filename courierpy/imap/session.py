@@ -205,6 +205,8 @@ class Session:
         self.upload = None
         #: imapd's per-process counter for the _<n> part of new file names
         self.uniq = 0
+        #: folder path → basenames this process moved from new/ (\\Recent here only)
+        self.recent: dict[str, set[str]] = {}
         self._pre_account = account
         self._login_tag = login_tag
 

@@ -136,9 +136,9 @@ def _normalise(lines: list[str]) -> list[str]:
     return [re.sub(r"^(t\d+) BAD Error in IMAP", r"\1 NO Error in IMAP", ln) for ln in out]
 
 
-def _run(cls, home: Path) -> list[list[str]]:
+def _run(cls, home: Path, env: dict[str, str] | None = None) -> list[list[str]]:
     transcript = []
-    with cls(home, extra_env={"IMAP_MAILBOX_SANITY_CHECK": "0"}) as imap:
+    with cls(home, extra_env={"IMAP_MAILBOX_SANITY_CHECK": "0", **(env or {})}) as imap:
         for text, lits in SCRIPT:
             untagged, tagged = imap.command(text, *lits, check=False)
             if text.startswith("LIST") or text.startswith("LSUB"):
@@ -267,5 +267,84 @@ def test_two_sessions_match_courier(tmp_path):
     shutil.copytree(tmp_path / "base", tmp_path / "ours")
     theirs = _two_sessions(CourierImapd, tmp_path / "theirs")
     ours = _two_sessions(OurImapd, tmp_path / "ours")
+    diffs = [(t, o) for t, o in zip(theirs, ours, strict=True) if t != o]
+    assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)
+
+
+SCRIPT_MISC: list[tuple[str, tuple[bytes, ...]]] = [
+    ("EXAMINE INBOX", ()),
+    ("STORE 1 +FLAGS (\\Seen)", ()),
+    ("FETCH 1 (BODY[TEXT])", ()),
+    ("FETCH 1 (FLAGS)", ()),
+    ("EXPUNGE", ()),
+    ("SELECT INBOX.Nope", ()),
+    ("FETCH 1 FLAGS", ()),
+    ("SELECT INBOX", ()),
+    ("FETCH 1:* (FLAGS)", ()),
+    ("STORE 1 FLAGS (\\Recent)", ()),
+    ("STORE 1 FLAGS ()", ()),
+    ("STORE 1:2 +FLAGS (a b c)", ()),
+    ("STORE 2 -FLAGS (B)", ()),
+    ("STORE 1 FLAGS (\\Draft $Forwarded)", ()),
+    ("FETCH 1:* (FLAGS)", ()),
+    ("SEARCH KEYWORD c", ()),
+    ("SEARCH UNKEYWORD c", ()),
+    ("SEARCH CHARSET KOI8-R ALL", ()),
+    ("SEARCH 5", ()),
+    ("FETCH 1:3 (UID)", ()),
+    ("UID FETCH 99 (FLAGS)", ()),
+    ("UID STORE 99 +FLAGS (\\Seen)", ()),
+    ("COPY 2:3 INBOX", ()),
+    ("CREATE INBOX.Trash", ()),
+    ("CREATE INBOX.Résumé", ()),
+    ('CREATE "INBOX.Bad&name"', ()),
+    ('LIST "" "*"', ()),
+    ("STATUS INBOX.R&AOk-sum&AOk- (MESSAGES)", ()),
+    ("STORE 1 +FLAGS (\\Deleted)", ()),
+    ("EXPUNGE", ()),
+    ("STATUS INBOX.Trash (MESSAGES RECENT UNSEEN)", ()),
+    ("SELECT INBOX.Trash", ()),
+    ("FETCH 1:* (FLAGS)", ()),
+    ("STORE 1:* +FLAGS (\\Deleted)", ()),
+    ("CLOSE", ()),
+    ("STATUS INBOX.Trash (MESSAGES)", ()),
+    ("ENABLE UTF8=ACCEPT", ()),
+    ('LIST "" "*"', ()),
+    ("SELECT INBOX.Résumé", ()),
+    ("GETQUOTAROOT INBOX", ()),
+    ("GETQUOTA ROOT", ()),
+    ("GETQUOTA OTHER", ()),
+    ("MYRIGHTS INBOX.Nope", ()),
+    ("UNSUBSCRIBE INBOX.Never", ()),
+    ("SUBSCRIBE INBOX.Nope", ()),
+    ('LSUB "" "*"', ()),
+    ("LOGIN a b", ()),
+]
+
+
+def _misc(tmp_path: Path, env: dict[str, str]) -> tuple[list, list]:
+    base = tmp_path / "base" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (base / sub).mkdir(parents=True)
+    for i, m in enumerate((MSG1, MSG2, MSG3)):
+        put_new(base, m, i)
+    (base / "maildirsize").write_bytes(b"1000000S,1000C\n         400            3\n")
+    shutil.copytree(tmp_path / "base", tmp_path / "theirs")
+    shutil.copytree(tmp_path / "base", tmp_path / "ours")
+    global SCRIPT
+    saved = SCRIPT
+    try:
+        SCRIPT = SCRIPT_MISC
+        theirs = _run(CourierImapd, tmp_path / "theirs", env)
+        ours = _run(OurImapd, tmp_path / "ours", env)
+    finally:
+        SCRIPT = saved
+    return theirs, ours
+
+
+@pytest.mark.parametrize("env", [{}, {"IMAP_MOVE_EXPUNGE_TO_TRASH": "1"}, {"IMAP_KEYWORDS": "0"}],
+                         ids=["plain", "trash", "nokeywords"])
+def test_misc_session_matches_courier(tmp_path, env):
+    theirs, ours = _misc(tmp_path, env)
     diffs = [(t, o) for t, o in zip(theirs, ours, strict=True) if t != o]
     assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)

@@ -22,6 +22,7 @@ from courierpy.imap.errors import ImapError, Refused, TryCreate
 from courierpy.imap.grammar import Command, NeedContinuation
 from courierpy.imap.mailbox import Entry, flag_list
 from courierpy.imap.responses import Atom, RespCode, ResponseCode, Tagged, UntaggedStatus
+from courierpy.imap.seqset import STAR
 from courierpy.maildir import keywords as kwmod
 from courierpy.maildir import names, quota, uiddb
 from courierpy.maildir.store import Maildir, MessageGone
@@ -190,8 +191,10 @@ def targets(session, seqset, uid: bool, *, report_invalid: bool = True) -> list[
         return [i for i, e in enumerate(mbox.entries) if e.uid in wanted]
     if report_invalid:
         for r in seqset.ranges:
+            if STAR in r:
+                continue  # "1:*" names what there is, even nothing (as Courier)
             for x in r:
-                if isinstance(x, int) and x > n and x < (1 << 32):
+                if x > n:
                     session.send(UntaggedStatus("NO", texts.INVALID_SEQUENCE_NUMBER.format(n=x)))
                     break
             else:
@@ -207,9 +210,14 @@ def store(session, cmd: Command) -> None:
     """RFC 3501 6.4.6 — https://www.rfc-editor.org/rfc/rfc3501#section-6.4.6"""
     mbox = session.selected
     a = cmd.args
+    if not session.settings.keywords and any(
+            not f.startswith("\\") for f in a.flags):
+        raise Refused()  # IMAP_KEYWORDS=0: keywords are an error, as Courier answers
     idx = targets(session, a.seqset, a.uid)
     letters, kws = split_flags(a.flags, session.settings.keywords)
-    allowed = not mbox.readonly
+    # Courier stores flags even in an EXAMINEd mailbox (only EXPUNGE and the
+    # implicit \\Seen of FETCH are refused there); clients may rely on it.
+    allowed = True
     rights = mbox.rights
     changed: list[int] = []
     for i in idx:
@@ -245,7 +253,7 @@ def store(session, cmd: Command) -> None:
             continue
         mbox.update_entry(i, letters=new_letters, keywords=new_kws, filename=fname)
         changed.append(i)
-    mbox.refresh_keywords_words(session)
+    mbox.keywords_grown(session)
     if not a.silent:
         for i in changed:
             e = mbox.entries[i]
@@ -254,6 +262,7 @@ def store(session, cmd: Command) -> None:
                 items += [Atom("UID"), e.uid]
             items += [Atom("FLAGS"), tuple(Atom(f) for f in flag_list(e))]
             session.untagged(i + 1, Atom("FETCH"), tuple(items))
+    mbox.keywords_settled(session)
     session.ok(cmd.tag, texts.STORE_OK)
 
 

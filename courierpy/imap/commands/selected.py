@@ -29,7 +29,8 @@ def _select(session, cmd: Command, readonly: bool) -> None:
         readonly = True
     mbox = SelectedMailbox(name, path, readonly=readonly, use_keywords=session.settings.keywords,
                            rights=rights,
-                           env_quota=session.settings.extra.get("MAILDIRQUOTA"))
+                           env_quota=session.settings.extra.get("MAILDIRQUOTA"),
+                           recent=session.recent.setdefault(str(path), set()))
     mbox.open(session, cmd.name)
     session.selected = mbox
     session.reader.state = State.SELECTED
@@ -97,8 +98,13 @@ def close(session, cmd: Command) -> None:
     session.ok(cmd.tag, texts.CLOSE_OK)
 
 
+EXPUNGE_READ_ONLY = "Cannot expunge read-only mailbox."
+
+
 def expunge(session, cmd: Command) -> None:
     """RFC 3501 6.4.3 — https://www.rfc-editor.org/rfc/rfc3501#section-6.4.3"""
+    if session.selected.readonly:
+        raise Refused(EXPUNGE_READ_ONLY)
     _remove_deleted(session)
     session.selected.report(session, expunge=True)
     session.ok(cmd.tag, texts.EXPUNGE_OK)
@@ -107,6 +113,8 @@ def expunge(session, cmd: Command) -> None:
 def uid_expunge(session, cmd: Command) -> None:
     """RFC 4315 2.1 — https://www.rfc-editor.org/rfc/rfc4315#section-2.1"""
     mbox = session.selected
+    if mbox.readonly:
+        raise Refused(EXPUNGE_READ_ONLY)
     top = mbox.entries[-1].uid if mbox.entries else 0
     uids = {e.uid for e in mbox.entries if cmd.args.seqset.contains(e.uid, top)}
     _remove_deleted(session, uids)
