@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from courierpy.authclient import AuthFailed, AuthTempFail
 from courierpy.authproto import AuthInfo, options_dict
 from courierpy.pop3.mailbox import MailboxError, Pop3Mailbox, Pop3Message
-from courierpy.wire.buffer import LineTooLong, ReceiveBuffer
 
 __all__ = [
     "Action",
@@ -51,6 +50,7 @@ MAX_LINE = 8192
 #: Courier sleeps this long before answering a failed login.
 DEFAULT_FAIL_DELAY = 5.0
 
+_TOO_LONG = b"\0too long"
 INVALID = b"-ERR Invalid command.\r\n"
 BAD_NUMBER = b"-ERR Invalid message number.\r\n"
 
@@ -190,7 +190,7 @@ class Pop3Session:
         self.settings = settings
         self._authenticate = authenticate
         self._open_mailbox = open_mailbox
-        self.buffer = ReceiveBuffer(MAX_LINE)
+        self._data = bytearray()
         self.state = State.TRANSACTION if mailbox is not None else State.AUTHORIZATION
         self.mailbox = mailbox
         self.user = user
@@ -218,30 +218,42 @@ class Pop3Session:
     def feed(self, data: bytes) -> list[Action]:
         """Process every complete line in *data* (plus earlier leftovers)."""
         self.rcvd += len(data)
-        self.buffer.feed(data)
+        self._data += data
         actions: list[Action] = []
-        while self.state not in (State.CLOSED,):
-            if self._skip_rest:
-                if not self.buffer.skip_line():
-                    break
-                self._skip_rest = False
-                continue
-            try:
-                raw = self.buffer.next_line()
-            except LineTooLong:
-                self._skip_rest = True
-                actions += self._out(INVALID)
-                continue
+        while self.state is not State.CLOSED:
+            raw = self._next_line()
             if raw is None:
                 break
+            if raw is _TOO_LONG:
+                actions += self._out(INVALID)
+                continue
             line = raw.rstrip(b"\n").rstrip(b"\r")
             step = self._line(line)
             actions += step
             if any(isinstance(a, StartTLS) for a in step):
                 # RFC 2595: nothing sent before the handshake may be acted on
-                self.buffer = ReceiveBuffer(MAX_LINE)
+                self._data.clear()
                 break
         return actions
+
+    def _next_line(self) -> bytes | None:
+        """The next complete line, _TOO_LONG for an over-long one (answered once), or None."""
+        idx = self._data.find(b"\n")
+        if idx < 0:
+            if len(self._data) > MAX_LINE:
+                self._data.clear()
+                if not self._skip_rest:
+                    self._skip_rest = True
+                    return _TOO_LONG
+            return None
+        line = bytes(self._data[: idx + 1])
+        del self._data[: idx + 1]
+        if self._skip_rest:
+            self._skip_rest = False
+            return self._next_line()
+        if len(line) > MAX_LINE:
+            return _TOO_LONG
+        return line
 
     def tls_started(self) -> None:
         self.settings.tls = True
