@@ -98,13 +98,13 @@ def _section_value(
     section: AttSection,
     partial: tuple[int, int | None] | None,
 ) -> bytes | LiteralStream:
-    meta = cache.get(msg.path, msg.basename)
+    tree = cache.tree(msg.path, msg.basename)
     path = locate(msg.path, msg.basename)
     if path is None:
         from courierpy.maildir.store import MessageGone
 
         raise MessageGone(f"message {msg.basename} was expunged")
-    data = fetch_section_from_file(path, meta.tree(), wire_section(section), partial)
+    data = fetch_section_from_file(path, tree, wire_section(section), partial)
     if data.size > STREAM_THRESHOLD:
         return LiteralStream(data.size, data.chunks)
     payload = data.read()
@@ -117,6 +117,7 @@ def render_fetch(
     """The pieces inside ``* n FETCH (...)`` for *atts*, in request order:
     label, value, label, value, ...  (see the module docstring)."""
     out: list[bytes | LiteralStream] = []
+    meta = None
     for att in atts:
         name = att.name
         if att.section is not None:
@@ -133,16 +134,20 @@ def render_fetch(
             out.append(internaldate(msg.internaldate))
         elif name == "RFC822.SIZE":
             out.append(b"RFC822.SIZE")
-            out.append(b"%d" % cache.get(msg.path, msg.basename).rfc822_size)
+            meta = meta or cache.get(msg.path, msg.basename)
+            out.append(b"%d" % meta.rfc822_size)
         elif name == "ENVELOPE":
             out.append(b"ENVELOPE")
-            out.append(cache.get(msg.path, msg.basename).envelope)
+            meta = meta or cache.get(msg.path, msg.basename)
+            out.append(meta.envelope)
         elif name == "BODYSTRUCTURE":
             out.append(b"BODYSTRUCTURE")
-            out.append(cache.get(msg.path, msg.basename).bodystructure)
+            meta = meta or cache.get(msg.path, msg.basename)
+            out.append(meta.bodystructure)
         elif name == "BODY":
             out.append(b"BODY")
-            out.append(cache.get(msg.path, msg.basename).body)
+            meta = meta or cache.get(msg.path, msg.basename)
+            out.append(meta.body)
         elif name in _RFC822_SECTIONS:
             out.append(name.encode("ascii"))
             out.append(_section_value(msg, cache, _RFC822_SECTIONS[name], None))

@@ -59,8 +59,14 @@ from courierpy.imap.searchkeys import (
     Text,
     UidKey,
 )
-from courierpy.maildir.cache import SEARCH_FIELDS, MetadataCache, locate, message_headers
-from courierpy.mime.headers import HeaderBlock, decode_words, split_fields
+from courierpy.maildir.cache import (
+    SEARCH_FIELDS,
+    MetadataCache,
+    decode_text,
+    locate,
+    message_headers,
+)
+from courierpy.mime.headers import HeaderBlock, split_fields
 from courierpy.mime.imapwire import open_message
 from courierpy.mime.tree import Part
 
@@ -129,7 +135,7 @@ class _Search:
 
     def meta(self):
         assert self.msg is not None
-        return self.cache.get(self.msg.path, self.msg.basename)
+        return self.cache.search_data(self.msg.path, self.msg.basename)
 
     # -- evaluation -------------------------------------------------------------
 
@@ -179,7 +185,7 @@ class _Search:
 
     def _other_header(self, name: str) -> tuple[str, ...]:
         assert self.msg is not None
-        tree = self.meta().tree()
+        tree = self.cache.tree(self.msg.path, self.msg.basename)
         path = locate(self.msg.path, self.msg.basename)
         if path is None:
             return ()
@@ -187,12 +193,12 @@ class _Search:
         if len(parts) == 1:  # the usual case: read just the header block
             with open(path, "rb") as f:
                 head = f.read(tree.header_end)
-            return tuple(decode_words(v) for v in HeaderBlock(head, 0, len(head)).get_all(name))
+            return tuple(decode_text(v) for v in HeaderBlock(head, 0, len(head)).get_all(name))
         out: list[str] = []
         with open_message(path) as buf:
             for part in parts:
                 hb = HeaderBlock(buf, part.header_start, part.end)
-                out.extend(decode_words(v) for v in hb.get_all(name))
+                out.extend(decode_text(v) for v in hb.get_all(name))
         return tuple(out)
 
     def text(self, key: Text) -> bool:
@@ -206,7 +212,7 @@ class _Search:
 
     def _load_text(self) -> tuple[list[str], list[str]]:
         assert self.msg is not None
-        tree = self.meta().tree()
+        tree = self.cache.tree(self.msg.path, self.msg.basename)
         path = locate(self.msg.path, self.msg.basename)
         headers: list[str] = []
         bodies: list[str] = []
@@ -234,7 +240,7 @@ def _collect(data, part: Part, headers: list[str], bodies: list[str]) -> None:
             if f.colon < 0:
                 continue
             headers.append(normalize(f.name))
-            headers.append(normalize(decode_words(f.value(data))))
+            headers.append(normalize(decode_text(f.value(data))))
     if part.children:
         for c in part.children:
             _collect(data, c, headers, bodies)

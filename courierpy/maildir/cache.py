@@ -12,14 +12,19 @@ message's basename (the part before ``:2,``, unchanged by flag renames) and
 trusted only while the file's size and mtime match what was recorded; delete
 the file and it is rebuilt from the messages.
 
-File ``<folder>/courierpy.cache``, text, one line per message::
+File ``<folder>/courierpy.cache``, one line per message::
 
     courierpy-cache 1\\n                                    (first line)
-    <crc32 hex>\\t<basename>\\t<size>\\t<mtime_ns>\\t<meta JSON>\\t<tree JSON>\\n
+    <crc32>\\t<basename>\\t<size>\\t<mtime_ns>\\t<RFC822.SIZE>\\t<ENVELOPE>\\t
+        <BODYSTRUCTURE>\\t<BODY>\\t<search JSON>\\t<tree JSON>\\n
 
-The CRC covers everything after the first tab.  Entries are split out of
-the file when it is loaded but their JSON is decoded only when a message is
-asked for, so loading a 10,000-message cache costs one read and a split.
+The CRC (hex) covers everything after the first tab.  The three wire
+strings are stored as sent (base64 after a ``\\x01`` in the rare case one
+holds a tab or line break); the search JSON is ``[{field: [values]},
+[dates]]``; the tree JSON is :meth:`courierpy.mime.tree.Part.to_json` and is
+decoded only when a section is fetched.  Entries are split out of the file
+when it is loaded but decoded only when a message is asked for, so loading a
+10,000-message cache costs one read, a CRC and a split.
 A wrong first line, a bad CRC, a short line or JSON that does not have the
 expected shape discards the whole file (logged); it is then rebuilt.
 :meth:`MetadataCache.save` writes a temporary file and renames it over the
@@ -31,9 +36,12 @@ read-only folder is logged and otherwise ignored.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +57,7 @@ __all__ = [
     "CACHE_NAME",
     "ADDRESS_FIELDS",
     "SEARCH_FIELDS",
+    "decode_text",
     "CacheCorrupt",
     "MessageMeta",
     "MetadataCache",
@@ -99,10 +108,43 @@ class MessageMeta:
     envelope: bytes
     bodystructure: bytes
     body: bytes
-    headers: dict[str, tuple[str, ...]]
-    dates: tuple[float, ...]
+    _headers: dict[str, tuple[str, ...]] | None
+    _dates: tuple[float, ...] | None
     tree_json: str = ""
     _tree: Part | None = field(default=None, repr=False, compare=False)
+    _search_json: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def headers(self) -> dict[str, tuple[str, ...]]:
+        if self._headers is None:
+            self._decode_search()
+        return self._headers  # type: ignore[return-value]
+
+    @property
+    def dates(self) -> tuple[float, ...]:
+        if self._dates is None:
+            self._decode_search()
+        return self._dates  # type: ignore[return-value]
+
+    def _decode_search(self) -> None:
+        """Decode the search JSON of a loaded entry; :class:`CacheCorrupt` if bad."""
+        try:
+            obj = json.loads(self._search_json.decode("ascii"))
+        except (ValueError, UnicodeError) as e:
+            raise CacheCorrupt(f"bad search data: {e}") from None
+        if not (isinstance(obj, list) and len(obj) == 2):
+            raise CacheCorrupt("entry search data is not a 2-list")
+        headers, dates = obj
+        if not (
+            isinstance(headers, dict)
+            and isinstance(dates, list)
+            and all(isinstance(d, int | float) for d in dates)
+            and all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                    for v in headers.values())
+        ):
+            raise CacheCorrupt("entry search data has wrong member types")
+        self._headers = {k: tuple(v) for k, v in headers.items()}
+        self._dates = tuple(dates)
 
     def tree(self) -> Part:
         if self._tree is None:
@@ -111,51 +153,31 @@ class MessageMeta:
 
     # -- (de)serialization ------------------------------------------------------
 
-    def meta_json(self) -> str:
-        return json.dumps(
-            [
-                self.rfc822_size,
-                self.envelope.decode("latin-1"),
-                self.bodystructure.decode("latin-1"),
-                self.body.decode("latin-1"),
-                self.headers,
-                list(self.dates),
-            ],
-            separators=(",", ":"),
-        )
+    def record(self) -> bytes:
+        """The cache line's fields after the basename (tab-separated)."""
+        if self._headers is None and self._search_json:
+            search_json = self._search_json.decode("ascii")  # as loaded, never decoded
+        else:
+            search_json = json.dumps([self.headers, list(self.dates)], separators=(",", ":"))
+        return b"\t".join((
+            b"%d\t%d\t%d" % (self.size, self.mtime_ns, self.rfc822_size),
+            _field(self.envelope),
+            _field(self.bodystructure),
+            _field(self.body),
+            search_json.encode("ascii"),
+            self.tree_json.encode("ascii"),
+        ))
 
     @classmethod
-    def from_json(cls, size: int, mtime_ns: int, meta: str, tree: str) -> MessageMeta:
-        obj = json.loads(meta)
-        if not (isinstance(obj, list) and len(obj) == 6):
-            raise CacheCorrupt("entry is not a 6-list")
-        rfc822_size, env, bs, bd, headers, dates = obj
-        if not (
-            isinstance(rfc822_size, int)
-            and isinstance(env, str)
-            and isinstance(bs, str)
-            and isinstance(bd, str)
-            and isinstance(headers, dict)
-            and isinstance(dates, list)
-            and all(isinstance(d, int | float) for d in dates)
-        ):
-            raise CacheCorrupt("entry has wrong member types")
-        hdrs: dict[str, tuple[str, ...]] = {}
-        for k, v in headers.items():
-            if not (isinstance(v, list) and all(isinstance(s, str) for s in v)):
-                raise CacheCorrupt("entry has bad header values")
-            hdrs[k] = tuple(v)
-        return cls(
-            size,
-            mtime_ns,
-            rfc822_size,
-            env.encode("latin-1"),
-            bs.encode("latin-1"),
-            bd.encode("latin-1"),
-            hdrs,
-            tuple(dates),
-            tree,
-        )
+    def from_record(cls, record: bytes) -> MessageMeta:
+        """Inverse of :meth:`record`; raises :class:`CacheCorrupt` on anything else
+        (the search data is checked when first used)."""
+        try:
+            size, mtime, rfc822, env, bs, bd, search_json, tree = record.split(b"\t")
+            return cls(int(size), int(mtime), int(rfc822), _unfield(env), _unfield(bs),
+                       _unfield(bd), None, None, tree.decode("ascii"), None, search_json)
+        except (ValueError, UnicodeError, binascii.Error) as e:
+            raise CacheCorrupt(f"bad entry: {e}") from None
 
     @classmethod
     def parse(cls, data, size: int, mtime_ns: int) -> MessageMeta:
@@ -176,6 +198,16 @@ class MessageMeta:
         )
         meta._tree = wire.tree
         return meta
+
+
+def decode_text(value: str) -> str:
+    """:func:`~courierpy.mime.headers.decode_words`, fast when there is no
+    encoded word (8-bit bytes read as UTF-8)."""
+    if "=?" in value:
+        return decode_words(value)
+    if value.isascii():
+        return value
+    return value.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def message_headers(tree: Part):
@@ -215,7 +247,7 @@ def search_headers(data, tree: Part) -> tuple[dict[str, tuple[str, ...]], tuple[
         hb = HeaderBlock(data, part.header_start, part.end)
         for name in SEARCH_FIELDS:
             for v in hb.get_all(name):
-                text = address_text(v) if name in ADDRESS_FIELDS else decode_words(v)
+                text = address_text(v) if name in ADDRESS_FIELDS else decode_text(v)
                 found.setdefault(name, []).append(text)
         for v in hb.get_all("date"):
             dt = decode_date(v)
@@ -255,6 +287,9 @@ class MetadataCache:
         self._raw: dict[str, bytes] | None = None  # basename → line, not decoded yet
         self._meta: dict[str, MessageMeta] = {}
         self._dirty = False
+        #: basenames checked against their file in this session: a Maildir
+        #: message's bytes never change, so once is enough
+        self._valid: set[str] = set()
         #: Counters for tests and benchmarks: entries parsed from messages, loaded from file.
         self.parsed = 0
         self.loaded = 0
@@ -296,13 +331,9 @@ class MetadataCache:
         if raw is None:
             return None
         try:
-            size, mtime, meta_json, tree_json = raw.split(b"\t")
-            meta = MessageMeta.from_json(
-                int(size), int(mtime), meta_json.decode("ascii"), tree_json.decode("ascii")
-            )
-            json.loads(tree_json)  # shape checked here, not at the first section fetch
-        except (ValueError, UnicodeError, CacheCorrupt) as e:
-            self._discard(f"bad entry for {basename!r}: {e}")
+            meta = MessageMeta.from_record(raw)
+        except CacheCorrupt as e:
+            self._discard(f"entry for {basename!r}: {e}")
             return None
         self._meta[basename] = meta
         self.loaded += 1
@@ -320,12 +351,15 @@ class MetadataCache:
         returned (the bytes cannot have changed), else
         :class:`courierpy.maildir.store.MessageGone` is raised.
         """
-        path = Path(path)
-        meta = self._cached(basename)
+        meta = self._meta.get(basename)
+        if meta is not None and basename in self._valid:
+            return meta
+        if meta is None:
+            meta = self._cached(basename)
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            found = locate(path, basename)
+            found = locate(Path(path), basename)
             if found is None:
                 if meta is not None:
                     return meta
@@ -335,14 +369,44 @@ class MetadataCache:
             path = found
             st = os.stat(path)
         if meta is not None and meta.size == st.st_size and meta.mtime_ns == st.st_mtime_ns:
+            self._valid.add(basename)
             return meta
         with open_message(path) as buf:
             meta = MessageMeta.parse(buf, st.st_size, st.st_mtime_ns)
         self.parsed += 1
         if "\t" not in basename and "\n" not in basename:
             self._meta[basename] = meta
+            self._valid.add(basename)
             self._dirty = True
         return meta
+
+    def tree(self, path: Path, basename: str) -> Part:
+        """The part tree of the message (see :meth:`get`); an entry whose tree
+        does not decode is discarded and the message parsed again."""
+        meta = self.get(path, basename)
+        try:
+            return meta.tree()
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+            log.warning("metadata cache %s: bad tree for %r (%s); reparsing",
+                        self.path, basename, e)
+            self._meta.pop(basename, None)
+            self._valid.discard(basename)
+            self._dirty = True
+            return self.get(path, basename).tree()
+
+    def search_data(self, path: Path, basename: str) -> MessageMeta:
+        """:meth:`get`, with the header fields and dates for SEARCH decoded; an
+        entry whose search data does not decode is discarded and reparsed."""
+        meta = self.get(path, basename)
+        try:
+            meta.headers  # noqa: B018 - decodes and checks
+            return meta
+        except CacheCorrupt as e:
+            log.warning("metadata cache %s: %r: %s; reparsing", self.path, basename, e)
+            self._meta.pop(basename, None)
+            self._valid.discard(basename)
+            self._dirty = True
+            return self.get(path, basename)
 
     def save(self) -> None:
         """Write the cache if anything changed (tmp file + rename); entries of
@@ -365,13 +429,7 @@ class MetadataCache:
                 lines.append(_line(base, raw))
         for base, meta in self._meta.items():
             if base in present:
-                body = b"%d\t%d\t%s\t%s" % (
-                    meta.size,
-                    meta.mtime_ns,
-                    meta.meta_json().encode("ascii"),
-                    meta.tree_json.encode("ascii"),
-                )
-                lines.append(_line(base, body))
+                lines.append(_line(base, meta.record()))
         tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{id(self):x}"
         try:
             with open(tmp, "wb") as f:
@@ -387,13 +445,30 @@ class MetadataCache:
         self._dirty = False
 
 
+_SPECIAL = re.compile(rb"[\t\n\r\x01]")
+
+
+def _field(data: bytes) -> bytes:
+    """A wire string as a record field: as is, or base64 after \\x01 when it holds
+    a tab, line break or \\x01 (a literal inside BODYSTRUCTURE, say)."""
+    if _SPECIAL.search(data):
+        return b"\x01" + base64.b64encode(data)
+    return data
+
+
+def _unfield(data: bytes) -> bytes:
+    if data[:1] == b"\x01":
+        return base64.b64decode(data[1:], validate=True)
+    return data
+
+
 def _line(base: str, body: bytes) -> bytes:
     rest = base.encode("utf-8", "surrogateescape") + b"\t" + body
     return b"%08x\t%s\n" % (zlib.crc32(rest), rest)
 
 
 def _split(data: bytes) -> dict[str, bytes]:
-    """basename → ``size\\tmtime\\tmeta\\ttree`` for every line of a cache file."""
+    """basename → the record after it, for every line of a cache file."""
     if not data.startswith(_MAGIC):
         raise CacheCorrupt("not a courierpy cache (or another version)")
     if not data.endswith(b"\n"):
@@ -410,7 +485,7 @@ def _split(data: bytes) -> dict[str, bytes]:
         if not ok:
             raise CacheCorrupt("checksum mismatch")
         base, tab, body = rest.partition(b"\t")
-        if not tab or body.count(b"\t") != 3:
+        if not tab or body.count(b"\t") != 7:
             raise CacheCorrupt("malformed line")
         out[base.decode("utf-8", "surrogateescape")] = body
     return out

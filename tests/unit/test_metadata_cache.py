@@ -132,7 +132,7 @@ def _corruptions(data: bytes) -> list[bytes]:
     # a line whose CRC is right but whose JSON has the wrong shape
     import zlib
 
-    rest = b"1.M1P1.h\t1\t2\t[1,2]\t[]"
+    rest = b"1.M1P1.h\t1\t2\t3\tE\tB\tD\t[1,2]\t[]"
     bad_shape = lines[0] + b"\n" + b"%08x\t%s\n" % (zlib.crc32(rest), rest)
     return [
         b"",
@@ -160,6 +160,46 @@ def test_corrupt_cache_is_discarded_and_rebuilt(folder, which: int) -> None:
     assert again.parsed >= 1
     again.save()
     assert sorted((md / CACHE_NAME).read_bytes().splitlines()) == sorted(data.splitlines())
+
+
+def test_entry_with_undecodable_tree_is_reparsed(folder) -> None:
+    import zlib
+
+    md, paths = folder
+    good = MetadataCache(md)
+    want = entries(good, paths)
+    good.save()
+    lines = (md / CACHE_NAME).read_bytes().split(b"\n")
+    for i, line in enumerate(lines):
+        if b"\t1.M1P1.h\t" in line:
+            rest = line.split(b"\t", 1)[1].rsplit(b"\t", 1)[0] + b"\t[1,2,3]"
+            lines[i] = b"%08x\t%s" % (zlib.crc32(rest), rest)
+    (md / CACHE_NAME).write_bytes(b"\n".join(lines))
+    again = MetadataCache(md)
+    tree = again.tree(paths["1.M1P1.h"], "1.M1P1.h")
+    assert tree.to_json(envelopes=False) == want["1.M1P1.h"][6]
+    assert again.parsed == 1
+
+
+def test_entry_with_bad_search_data_is_reparsed(folder) -> None:
+    import zlib
+
+    md, paths = folder
+    good = MetadataCache(md)
+    want = entries(good, paths)
+    good.save()
+    lines = (md / CACHE_NAME).read_bytes().split(b"\n")
+    for i, line in enumerate(lines):
+        if b"\t1.M1P1.h\t" in line:
+            fields = line.split(b"\t")[1:]
+            fields[7] = b'[{"from":[1]},[]]'  # a number where text belongs
+            rest = b"\t".join(fields)
+            lines[i] = b"%08x\t%s" % (zlib.crc32(rest), rest)
+    (md / CACHE_NAME).write_bytes(b"\n".join(lines))
+    again = MetadataCache(md)
+    meta = again.search_data(paths["1.M1P1.h"], "1.M1P1.h")
+    assert meta.headers == want["1.M1P1.h"][4]
+    assert again.parsed == 1
 
 
 def test_deleted_cache_is_rebuilt_identical(folder) -> None:
