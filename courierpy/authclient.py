@@ -145,6 +145,11 @@ class AuthClient:
         data = f"{challenge_b64}\n{response_b64}\n"
         return self._authinfo(authproto.encode_auth(service, authtype, data, self.meta))
 
+    def external(self, service: str, userid: str) -> AuthInfo:
+        """SASL EXTERNAL (the identity is already proven, e.g. by a TLS client
+        certificate): Courier's library turns it into a plain lookup."""
+        return self.pre(service, userid)
+
     def auth(self, service: str, authtype: str, authdata: str) -> AuthInfo:
         """A raw ``AUTH`` request, for other authtypes."""
         return self._authinfo(authproto.encode_auth(service, authtype, authdata, self.meta))

@@ -104,6 +104,13 @@ def test_pre(users: Instance, client: AuthClient) -> None:
         client.pre("imap", "nosuch")
 
 
+def test_external_is_a_lookup(client: AuthClient) -> None:
+    info = client.external("imap", "alice")
+    assert info.address == "alice" and info.passwd2 is None
+    with pytest.raises(AuthFailed):
+        client.external("imap", "nosuch")
+
+
 def test_pre_module_selection(users: Instance, client: AuthClient) -> None:
     assert client.pre("imap", "alice", module="authuserdb").address == "alice"
     with pytest.raises(AuthFailed):
