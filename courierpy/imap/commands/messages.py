@@ -74,8 +74,11 @@ class AppendUpload:
         self.path = folder / "tmp" / names.tmp_name("append")
         self.file = open(self.path, "xb")  # noqa: SIM115 - closed in finish/abort
         self.cr = False
+        self.last = b"\n"
 
     def write(self, data: bytes) -> None:
+        if data:
+            self.last = data[-1:]
         if self.cr:
             data = b"\r" + data
             self.cr = False
@@ -87,6 +90,8 @@ class AppendUpload:
     def finish(self) -> Path:
         if self.cr:
             self.file.write(b"\r")
+        if self.last != b"\n":
+            self.file.write(b"\n")  # Courier ends a stored message with a line end
         self.file.close()
         return self.path
 
