@@ -1,0 +1,446 @@
+"""The couriertcpd process: sockets, the accept loop, the children.
+
+One process listens; each admitted connection gets a forked child that puts
+the socket on fd 0 and 1, sets the environment and execs the program, as
+Courier's couriertcpd does.  What is observable (the environment, which
+connections are refused and how, the log lines on stderr, the signals) is
+Courier's; :mod:`courierpy.tcpd.limits` and :mod:`courierpy.tcpd.access` hold
+the rules.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from courierpy import proc
+from courierpy.tcpd import lookups
+from courierpy.tcpd.access import AccessDb, Decision, canonical_ip
+from courierpy.tcpd.limits import Limits, Slots
+from courierpy.tcpd.options import Listen, OptionError, TcpdOptions
+
+__all__ = ["TcpdServer", "control", "open_listeners"]
+
+_MAPPED_PREFIX = "::ffff:"
+
+
+def _atoi(text: str | None) -> int | None:
+    if text is None:
+        return None
+    digits = ""
+    for c in text.strip():
+        if not (c.isascii() and c.isdigit()):
+            break
+        digits += c
+    return int(digits) if digits else 0
+
+
+def _bind(family: int, host: str, port: int, backlog: int, v6only: bool | None) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and v6only is not None:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+        s.bind((host, port))
+        s.listen(backlog)
+        s.setblocking(False)
+        os.set_inheritable(s.fileno(), False)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def open_listeners(listens: list[Listen], backlog: int | None) -> list[socket.socket]:
+    """Bind and listen as Courier does: IPv6 sockets, IPv4 addresses in mapped form.
+
+    A wildcard gets an IPv6 ``::`` socket that also takes IPv4, then an IPv4
+    ``0.0.0.0`` one whose failure is ignored.  A bind error is an
+    :class:`OptionError` ``bind: <reason>``.
+    """
+    depth = backlog if backlog is not None else socket.SOMAXCONN
+    out: list[socket.socket] = []
+    try:
+        for item in listens:
+            try:
+                if item.host is None:
+                    try:
+                        out.append(_bind(socket.AF_INET6, "::", item.port, depth, False))
+                    except OSError as e:
+                        if e.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                            raise
+                        out.append(_bind(socket.AF_INET, "0.0.0.0", item.port, depth, None))
+                    else:
+                        try:
+                            out.append(_bind(socket.AF_INET, "0.0.0.0", item.port, depth, None))
+                        except OSError:
+                            pass
+                elif ":" in item.host:
+                    out.append(_bind(socket.AF_INET6, item.host, item.port, depth, None))
+                else:
+                    try:
+                        out.append(_bind(socket.AF_INET6, _MAPPED_PREFIX + item.host,
+                                         item.port, depth, False))
+                    except OSError as e:
+                        if e.errno != errno.EAFNOSUPPORT:
+                            raise
+                        out.append(_bind(socket.AF_INET, item.host, item.port, depth, None))
+            except OSError as e:
+                raise OptionError(f"bind: {e.strerror}") from None
+    except BaseException:
+        for s in out:
+            s.close()
+        raise
+    return out
+
+
+class TcpdServer:
+    """A running couriertcpd: call :meth:`serve_forever` after construction."""
+
+    def __init__(self, opts: TcpdOptions, listeners: list[socket.socket], *,
+                 log: TextIO | None = None,
+                 environ: dict[str, str] | None = None) -> None:
+        self.opts = opts
+        self.listeners = listeners
+        self.log = log if log is not None else sys.stderr
+        self.environ = dict(os.environ if environ is None else environ)
+        self.slots = Slots(Limits(opts.maxprocs, opts.warn_level, opts.maxperip, opts.maxperc))
+        #: pid → remote address of the child serving it (``None``: a refusing child)
+        self.children: dict[int, str | None] = {}
+        self.access: AccessDb | None = None
+        if opts.access is not None:
+            self.access = AccessDb(opts.access)
+            if self.access.error:
+                self._say(self.access.error)
+        elif opts.accesslocal:
+            self._say("-accesslocal requires -access")
+        self.stderr_fd: int | None = None
+        self.logger_pid: int | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+        self._stopping = False
+        self._reload = False
+
+    # -- set-up ------------------------------------------------------------------
+
+    def open_stderr(self) -> None:
+        """``-stderr=file`` (append) or ``-stderrlogger=prog``; call before dropping root."""
+        o = self.opts
+        if o.stderrlogger:
+            r, w = os.pipe()
+            name = o.stderrloggername or o.program
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the logger process
+                try:
+                    os.dup2(r, 0)
+                    os.close(r)
+                    os.close(w)
+                    os.execv(o.stderrlogger, [o.stderrlogger, name])
+                except OSError as e:
+                    os.write(2, f"{o.stderrlogger}: {e.strerror}\n".encode())
+                os._exit(1)
+            os.close(r)
+            os.set_inheritable(w, False)
+            self.stderr_fd, self.logger_pid = w, pid
+        elif o.stderr and o.stderr != "socket":
+            fd = os.open(o.stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.set_inheritable(fd, False)
+            self.stderr_fd = fd
+
+    def _say(self, line: str) -> None:
+        try:
+            self.log.write(line + "\n")
+            self.log.flush()
+        except (OSError, ValueError):
+            pass
+
+    # -- signals -----------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGTERM:
+            self._stopping = True
+        elif signum == signal.SIGHUP:
+            self._reload = True
+
+    def install_signals(self) -> None:
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        signal.signal(signal.SIGCHLD, self._on_signal)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    # -- the loop ----------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        self.install_signals()
+        try:
+            while not self._stopping:
+                self._reap()
+                if self._reload:
+                    self._reload = False
+                    if self.access is not None:
+                        self.access.reopen()
+                watch = [self._wake_r]
+                if not self.slots.full():
+                    watch.extend(self.listeners)
+                try:
+                    ready, _, _ = select.select(watch, [], [], 5.0)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    continue
+                if self._wake_r in ready:
+                    try:
+                        os.read(self._wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                for sock in ready:
+                    if sock is self._wake_r or self._stopping:
+                        continue
+                    self._accept_from(sock)  # type: ignore[arg-type]
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """SIGTERM every child (as Courier does when stopped), close the sockets."""
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self._reap()
+        for s in self.listeners:
+            s.close()
+        self.listeners = []
+        if self.access is not None:
+            self.access.close()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid not in self.children:
+                continue
+            ip = self.children.pop(pid)
+            if ip is None:
+                self.slots.give_back()
+            else:
+                self.slots.release(ip)
+
+    def _accept_from(self, sock: socket.socket) -> None:
+        while not self.slots.full() and not self._stopping:
+            try:
+                conn, _addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # ECONNABORTED, EMFILE, ...
+                self._say(f"accept: {e.strerror}")
+                return
+            try:
+                self._handle(conn)
+            finally:
+                conn.close()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.setblocking(True)
+        try:
+            peer = conn.getpeername()
+            here = conn.getsockname()
+        except OSError:
+            return
+        remote_ip, remote_port = canonical_ip(peer[0]), int(peer[1])
+        local_ip, local_port = canonical_ip(here[0]), int(here[1])
+        for line in self.slots.take():
+            self._say(line)
+        decision = Decision()
+        if self.access is not None:
+            if self.opts.accesslocal:
+                decision = self.access.check(remote_ip, local_ip, local_port)
+            else:
+                decision = self.access.check(remote_ip)
+        if not decision.allowed:
+            self._refuse(conn, self.opts.denymsg)
+            return
+        refused = self.slots.admit(remote_ip, _atoi(decision.get("MAXCPERIP")))
+        if refused is not None:
+            self._say(refused)
+            self._refuse(conn, None)
+            return
+        env = self._child_env(decision, remote_ip, remote_port, local_ip, local_port)
+        try:
+            pid = os.fork()
+        except OSError as e:
+            self.slots.release(remote_ip)
+            self._say(f"fork: {e.strerror}")
+            return
+        if pid == 0:  # pragma: no cover - runs in the child, ends in exec
+            self._child(conn, env)
+        self.children[pid] = remote_ip
+
+    def _refuse(self, conn: socket.socket, message: str | None) -> None:
+        """Close a refused connection from a short-lived child, as Courier does.
+
+        The child holds the connection's slot until it is reaped, so a burst of
+        refused connections counts toward -maxprocs (and its WARN/ALERT lines)
+        exactly as it does with Courier's.
+        """
+        try:
+            pid = os.fork()
+        except OSError:
+            self.slots.give_back()
+            return
+        if pid == 0:  # pragma: no cover - the refusing child
+            code = 0
+            try:
+                if message:
+                    conn.sendall((message + "\n").encode("utf-8", "surrogateescape"))
+                conn.close()
+            except BaseException:  # noqa: BLE001
+                code = 1
+            os._exit(code)
+        self.children[pid] = None
+
+    # -- the child ---------------------------------------------------------------
+
+    def _child_env(self, decision: Decision, remote_ip: str, remote_port: int,
+                   local_ip: str, local_port: int) -> dict[str, str]:
+        env = dict(self.environ)
+        for name, value in decision.env:
+            if name and "=" not in name and "\0" not in name + value:
+                env[name] = value
+        env["TCPREMOTEIP"] = remote_ip
+        env["TCPREMOTEPORT"] = str(remote_port)
+        env["TCPLOCALIP"] = local_ip
+        env["TCPLOCALPORT"] = str(local_port)
+        return env
+
+    def _child(self, conn: socket.socket, env: dict[str, str]) -> None:  # pragma: no cover
+        """In the forked child: finish the environment, set up fds 0-2, exec."""
+        code = 1
+        try:
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+            for s in self.listeners:
+                s.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            if self.access is not None:
+                self.access.abandon()
+            o = self.opts
+            if not o.nodnslookup:
+                lookups.add_dns(env)
+            if not o.noidentlookup:
+                lookups.add_ident(env)
+            if o.block or o.allow:
+                lookups.add_dnsbl(env, o.allow, o.block)
+            if o.drop and env.get(o.drop):
+                os._exit(0)
+            fd = conn.fileno()
+            os.dup2(fd, 0)
+            os.dup2(fd, 1)
+            if o.stderr == "socket":
+                os.dup2(fd, 2)
+            elif self.stderr_fd is not None:
+                os.dup2(self.stderr_fd, 2)
+            if fd > 2:
+                os.close(fd)
+            self.exec_program(env)
+        except BaseException as e:  # noqa: BLE001 - nothing may escape a forked child
+            try:
+                os.write(2, f"couriertcpd: {e}\n".encode())
+            except OSError:
+                pass
+        os._exit(code)
+
+    def exec_program(self, env: dict[str, str]) -> None:  # pragma: no cover - exec
+        """Replace the child with the program (a fast path may override this)."""
+        o = self.opts
+        try:
+            os.execve(o.program, [o.program, *o.args], env)
+        except OSError as e:
+            os.write(2, f"{o.program}: {e.strerror}\n".encode())
+            os._exit(1)
+
+
+# -- -pid, -stop, -restart -------------------------------------------------------
+
+
+def _lock_path(pidfile: str) -> str:
+    return pidfile + ".lock"
+
+
+def take_lock(pidfile: str) -> int | None:
+    """Lock ``pidfile.lock``; the fd (kept open for life), or ``None`` if held elsewhere."""
+    old = os.umask(0o077)
+    try:
+        fd = os.open(_lock_path(pidfile), os.O_RDWR | os.O_CREAT, 0o600)
+    finally:
+        os.umask(old)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def _running_pid(pidfile: str) -> int | None:
+    """The pid of the running instance (its lock is held), else ``None``."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        return None
+    fd = take_lock(pidfile) if os.path.exists(_lock_path(pidfile)) else None
+    if fd is not None:  # nobody holds the lock: the process is gone
+        os.close(fd)
+        return None
+    return pid if pid > 0 else None
+
+
+def control(pidfile: str, sig: int, wait: Callable[[int], None] | None = None) -> None:
+    """``-stop`` (SIGTERM) / ``-restart`` (SIGHUP): signal the instance, if running."""
+    pid = _running_pid(pidfile)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    if wait is not None:
+        wait(pid)
+
+
+def daemonize(pidfile: str, lock_fd: int) -> None:
+    """Go to the background: the parent exits 0, the child writes *pidfile*."""
+    pid = os.fork()
+    if pid:
+        os._exit(0)
+    os.setsid()
+    with open(pidfile, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    del lock_fd  # stays open (and locked) for the life of the process
+
+
+def drop_privileges(opts: TcpdOptions) -> None:
+    """``-user``/``-group`` through :mod:`courierpy.proc`."""
+    if opts.user or opts.group:
+        proc.drop_to(opts.user or None, opts.group or None)
