@@ -173,3 +173,66 @@ def test_bad_input(tmp_path):
             c.send(b"a6 " + b"x" * 200000 + b"\r\n")
             assert c.line().startswith(b"* BYE")
             assert c.at_eof()
+
+
+def test_login_drops_privileges_and_applies_umask(instance, tmp_path_factory):
+    """As root, LOGIN becomes the account (uid/gid 12345) before touching mail."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests.integration.imapd_support import make_maildir
+    from tests.support import require_root
+
+    require_root("changes file owners and uids")
+    home = Path(tempfile.mkdtemp(prefix="imapd-priv-", dir="/tmp"))
+    try:
+        home.chmod(0o755)
+        make_maildir(home / "Maildir")
+        for p in [home, *home.rglob("*")]:
+            os.chown(p, 12345, 12345)
+        instance.add_user("frank", "frankpw", uid="12345", gid="12345", home=str(home),
+                          mail=str(home / "Maildir"))
+        instance.make_userdb()
+        with instance.start_authdaemond():
+            env = base_env(COURIER_CONFDIR=str(instance.confdir), IMAP_UMASK="077",
+                           IMAP_MAILBOX_SANITY_CHECK="1")
+            with ImapdListener([], env) as port, RawClient(port) as c:
+                c.line()
+                assert c.command("a1", "LOGIN frank frankpw") == [b"a1 OK LOGIN Ok."]
+                assert c.command("a2", "CREATE INBOX.Sent") == [b'a2 OK "INBOX.Sent" created.']
+                c.send(b"a3 APPEND INBOX {12}\r\n")
+                assert c.line() == b"+ OK"
+                c.send(b"Subject: x\r\n\r\n")
+                assert c.line().startswith(b"a3 OK [APPENDUID ")
+        made = [home / "Maildir" / ".Sent", *(home / "Maildir" / "cur").iterdir(),
+                home / "Maildir" / "courierimapuiddb"]
+        for p in made:
+            st = p.stat()
+            assert (st.st_uid, st.st_gid) == (12345, 12345), p
+        msg = next((home / "Maildir" / "cur").iterdir())
+        assert msg.stat().st_mode & 0o077 == 0
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_mailbox_sanity_check(tmp_path):
+    """IMAP_MAILBOX_SANITY_CHECK=1: a Maildir owned by someone else is refused."""
+    import os
+
+    from tests.integration.imapd_support import make_maildir
+    from tests.support import require_root
+
+    require_root("changes file owners and uids")
+    make_maildir(tmp_path / "Maildir")
+    os.chown(tmp_path / "Maildir", 12345, 12345)
+    env = preauth_env(IMAP_MAILBOX_SANITY_CHECK="1")
+    with ImapdListener(["Maildir"], env, tmp_path) as port, RawClient(port) as c:
+        assert c.line() == (b"* BYE [ALERT] Fatal error: Account's mailbox directory is not "
+                            b"owned by the correct uid or gid: ")
+        assert c.at_eof()
+    with ImapdListener(["Nope"], env, tmp_path) as port, RawClient(port) as c:
+        assert c.line() == (b"* BYE [ALERT] Fatal error: No such file or directory: "
+                            b"No such file or directory")
+        assert c.at_eof()

@@ -10,7 +10,7 @@ import stat
 from courierpy.imap import texts
 from courierpy.imap.errors import Fatal, Refused
 from courierpy.imap.grammar import Command
-from courierpy.imap.responses import Continuation, Tagged
+from courierpy.imap.responses import Continuation, RespCode, Tagged
 
 
 def _tls_required(session, tag: str) -> bool:
@@ -118,6 +118,12 @@ def authenticate(session, cmd: Command) -> None:
         session.failed_login(tag)
 
 
+class FatalAlert(Fatal):
+    """``* BYE [ALERT] Fatal error: ...`` and close, as Courier's start-up checks."""
+
+    code = RespCode.ALERT
+
+
 def starttls(session, cmd: Command) -> None:
     """RFC 3501 6.2.1 — TLS is couriertls' job here; without it, Courier's refusal."""
     raise Refused()
@@ -134,10 +140,12 @@ def open_account(session, account) -> None:
             pass
     try:
         st = os.stat(account.maildir)
-    except OSError:
-        raise Fatal("Error: unable to open maildir.") from None
+    except OSError as e:
+        raise FatalAlert(f"Fatal error: {e.strerror}: {e.strerror}") from None
     if session.settings.sanity_check and (st.st_uid != os.geteuid() or st.st_gid != os.getegid()):
-        raise Fatal("Account's mailbox directory is not owned by the correct uid or gid")
+        # sic: Courier ends the text with ": "
+        raise FatalAlert("Fatal error: Account's mailbox directory is not owned by the "
+                         "correct uid or gid: ")
     from courierpy.imap.commands import selected
 
     selected.empty_trash(session.settings, account.maildir)
