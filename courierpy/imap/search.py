@@ -66,13 +66,11 @@ from courierpy.maildir.cache import (
     locate,
     message_headers,
 )
-from courierpy.mime.headers import HeaderBlock, split_fields
+from courierpy.mime.headers import HeaderBlock
 from courierpy.mime.imapwire import open_message
 from courierpy.mime.tree import Part
 
 __all__ = ["normalize", "search"]
-
-_SPACE = re.compile(r"\s+")
 
 #: Cost rank of what a key needs (cheapest first).
 _COST = (
@@ -84,8 +82,9 @@ _COST = (
 
 
 def normalize(text: str) -> str:
-    """Text as SEARCH compares it: white space runs → one space, lower case."""
-    return _SPACE.sub(" ", text).lower()
+    """Text as SEARCH compares it: white space runs → one space (none at the
+    ends), lower case."""
+    return " ".join(text.split()).lower()
 
 
 def _cost(key: SearchKey) -> int:
@@ -119,7 +118,7 @@ class _Search:
         self._ranges: dict[int, list[tuple[int, int]]] = {}
         self._needles: dict[int, str] = {}
         self.msg: MessageView | None = None
-        self._text: tuple[list[str], list[str]] | None = None  # (headers, bodies)
+        self._text: tuple[str, list[str]] | None = None  # (headers, bodies)
 
     def needle(self, key: Header | Text) -> str:
         got = self._needles.get(id(key))
@@ -208,19 +207,21 @@ class _Search:
         headers, bodies = self._text
         if any(needle in b for b in bodies if b):
             return True
-        return key.where == "TEXT" and any(needle in h for h in headers)
+        return key.where == "TEXT" and bool(headers) and needle in headers
 
-    def _load_text(self) -> tuple[list[str], list[str]]:
+    def _load_text(self) -> tuple[str, list[str]]:
         assert self.msg is not None
         tree = self.cache.tree(self.msg.path, self.msg.basename)
         path = locate(self.msg.path, self.msg.basename)
         headers: list[str] = []
         bodies: list[str] = []
         if path is None:
-            return headers, bodies
+            return "", bodies
         with open_message(path) as buf:
             _collect(buf, tree, headers, bodies)
-        return headers, bodies
+        # one string for all header names and values: NUL never occurs in a
+        # search string, so a match cannot span two of them
+        return normalize("\x00".join(headers)), bodies
 
 
 def _in(ranges: list[tuple[int, int]], n: int) -> bool:
@@ -232,15 +233,19 @@ def _in(ranges: list[tuple[int, int]], n: int) -> bool:
     return False
 
 
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
 def _collect(data, part: Part, headers: list[str], bodies: list[str]) -> None:
-    """The searchable text of *part*: message headers (names and values) into
-    *headers*, decoded text bodies into *bodies*, all normalized."""
+    """The searchable text of *part*: header names and decoded values of every
+    header block into *headers*, decoded text bodies (normalized) into *bodies*."""
     if part.header_end > part.header_start:
-        for f in split_fields(data, part.header_start, part.header_end):
-            if f.colon < 0:
-                continue
-            headers.append(normalize(f.name))
-            headers.append(normalize(decode_text(f.value(data))))
+        raw = bytes(data[part.header_start : part.header_end]).decode("latin-1")
+        for line in _UNFOLD.sub("", raw).split("\n"):
+            name, colon, value = line.partition(":")
+            if colon:
+                headers.append(name)
+                headers.append(decode_text(value.strip(" \t\r")))
     if part.children:
         for c in part.children:
             _collect(data, c, headers, bodies)

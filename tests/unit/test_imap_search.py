@@ -183,4 +183,4 @@ def test_cheap_keys_spare_body_scans(box) -> None:
 
 
 def test_normalize() -> None:
-    assert normalize("A  b\r\n\tC") == "a b c"
+    assert normalize(" A  b\r\n\tC ") == "a b c"
