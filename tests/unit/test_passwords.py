@@ -403,3 +403,16 @@ def test_unknown_hmac_algorithm_is_an_error():
         hmac_secret("x", "sha512")
     with pytest.raises(ValueError):
         cram_verify(b"c", "00", "00", "md4")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pw=st.binary(min_size=0, max_size=80).filter(lambda b: b"\0" not in b),
+    salt=st.text(alphabet=passwords.CRYPT_ALPHABET, min_size=0, max_size=8),
+)
+def test_libxcrypt_md5_path_agrees_with_ours(pw: bytes, salt: str) -> None:
+    """verify() takes libxcrypt's MD5-crypt when it can; it must equal Courier's algorithm."""
+    fast = passwords._libxcrypt(pw, "$1$" + salt)  # libcrypt1 is essential on Debian
+    assert fast is not None
+    assert fast == passwords.md5_crypt_hash(pw, salt.encode())
+    assert passwords.verify(pw, fast)
