@@ -489,3 +489,21 @@ def test_shipped_makeimapaccess_and_ours_agree(tmp_path: Path) -> None:
     p = subprocess.run([ours, "--config-dir", str(conf)], capture_output=True, text=True)
     assert (p.returncode, p.stderr) == (
         1, f"ERROR: No IMAPACCESSFILE specified in {conf}/imapd(-msa)\n")
+
+
+def test_user_and_group_drop_privileges(tmp_path: Path) -> None:
+    from tests.support import require_root
+
+    require_root("-user/-group change ids")
+    results = {}
+    for name, exe in implementations().items():
+        got = []
+        for opts in (["-user=nobody"], ["-group=nogroup"], ["-user=nobody", "-group=daemon"]):
+            with running(exe, ["-nodnslookup", "-noidentlookup", *opts], ["/usr/bin/id"],
+                         tmp_path) as t:
+                s = connect(t.port)
+                got.append(read_all(s).decode())
+                s.close()
+        results[name] = got
+    assert results["ours"] == results["courier"]
+    assert results["ours"][0].startswith("uid=65534(nobody)")
