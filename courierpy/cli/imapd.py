@@ -27,7 +27,8 @@ from courierpy.imap.session import Account, Session, Settings
 def _log(message: str) -> None:
     ip = os.environ.get("TCPREMOTEIP", "")
     port = os.environ.get("TCPREMOTEPORT", "")
-    sys.stderr.write(f"INFO: {message}, ip=[{ip}], port=[{port}]\n")
+    tail = ", protocol=IMAP" if message.startswith("LOGIN,") else ""
+    sys.stderr.write(f"INFO: {message}, ip=[{ip}], port=[{port}]{tail}\n")
     sys.stderr.flush()
 
 

@@ -374,7 +374,7 @@ class Session:
             return
         if not account.name:
             account.name = userid
-        self.log(f"LOGIN, user={account.name}, protocol=IMAP")
+        self.log(f"LOGIN, user={account.name}")
         self._logged_in(account, tag)
 
     def cram_challenge(self) -> str:
