@@ -10,9 +10,9 @@ Observed on Courier's couriertcpd:
 - ``WARN: <n> active connections.`` is logged the first time the count
   reaches the warn level, ``ALERT: <max> maximum active connections.`` the
   first time it reaches ``-maxprocs`` (each once per process);
-- over ``-maxperip`` (or the access file's ``MAXCPERIP``) or ``-maxperc``
-  the connection is closed with nothing sent and
-  ``ALERT: Maximum connection limit reached for <ip>`` is logged.
+- over ``-maxperip`` (or the access file's ``MAXCPERIP``) the connection is
+  closed with nothing sent and ``ALERT: Maximum connection limit reached for
+  <ip>`` is logged; over ``-maxperc`` (same /24) it is closed, nothing logged.
 """
 
 from __future__ import annotations
@@ -73,17 +73,19 @@ class Slots:
         self.active -= 1
 
     def admit(self, ip: str, maxcperip: int | None = None) -> str | None:
-        """Check the per-address limits for *ip*; ``None`` if admitted, else the log line.
+        """Check the per-address limits for *ip*.
 
-        *maxcperip* (the access file's ``MAXCPERIP``) replaces ``-maxperip``.
+        ``None``: admitted.  Otherwise refused, and the string is the line to log:
+        ``ALERT: ...`` over the per-IP limit, empty over ``-maxperc`` (Courier
+        logs nothing then).  *maxcperip* (the access file's ``MAXCPERIP``)
+        replaces ``-maxperip``.
         """
         limit = maxcperip if maxcperip is not None else self.limits.maxperip
-        over = limit is not None and limit > 0 and self.per_ip[ip] >= limit
+        if limit is not None and limit > 0 and self.per_ip[ip] >= limit:
+            return f"ALERT: Maximum connection limit reached for {ip}"
         block = c_block(ip)
         if self.limits.maxperc is not None and self.per_c[block] >= self.limits.maxperc:
-            over = True
-        if over:
-            return f"ALERT: Maximum connection limit reached for {ip}"
+            return ""
         self.per_ip[ip] += 1
         self.per_c[block] += 1
         return None

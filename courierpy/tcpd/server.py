@@ -274,7 +274,8 @@ class TcpdServer:
             return
         refused = self.slots.admit(remote_ip, _atoi(decision.get("MAXCPERIP")))
         if refused is not None:
-            self._say(refused)
+            if refused:
+                self._say(refused)
             self._refuse(conn, None)
             return
         env = self._child_env(decision, remote_ip, remote_port, local_ip, local_port)

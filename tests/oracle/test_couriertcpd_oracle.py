@@ -507,3 +507,44 @@ def test_user_and_group_drop_privileges(tmp_path: Path) -> None:
         results[name] = got
     assert results["ours"] == results["courier"]
     assert results["ours"][0].startswith("uid=65534(nobody)")
+
+
+def test_maxperc_counts_the_c_block(tmp_path: Path) -> None:
+    steps = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.1.1", "127.0.0.1", "close",
+             "127.0.0.4"]
+    results = {}
+    for name, exe in implementations().items():
+        (tmp_path / name).mkdir()
+        results[name] = _sequence(exe, ["-nodnslookup", "-noidentlookup", "-maxperc=2"],
+                                  tmp_path / name, steps)
+    assert results["ours"] == results["courier"]
+    assert results["ours"][0][2] == ("127.0.0.3", "closed")
+
+
+def test_sighup_reopens_the_access_file(tmp_path: Path) -> None:
+    results = {}
+    for name, exe in implementations().items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "a").write_text("127.0.0.5\tallow,V=old\n")
+        (d / "b").write_text("127.0.0.5\tallow,V=new\n127.0.0.6\tdeny\n")
+        makedat = [require(REAL_MAKEDAT), f"-file={d / 'x.dat'}", f"-tmp={d / 'x.tmp'}"]
+        subprocess.run([*makedat, f"-src={d / 'a'}"], check=True)
+        seen = []
+        opts = ["-nodnslookup", "-noidentlookup", f"-access={d / 'x.dat'}"]
+        with running(exe, opts, [ENV], d) as t:
+            def ask(src: str) -> object:
+                s = connect(t.port, src)
+                out = read_all(s)
+                s.close()
+                return [ln for ln in env_lines(out) if ln.startswith("V=")] if out else "closed"
+
+            seen.append(ask("127.0.0.5"))
+            subprocess.run([*makedat, f"-src={d / 'b'}"], check=True)
+            seen.append((ask("127.0.0.5"), ask("127.0.0.6")))  # still the old file
+            t.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            seen.append((ask("127.0.0.5"), ask("127.0.0.6")))
+        results[name] = seen
+    assert results["ours"] == results["courier"]
+    assert results["ours"][-1] == (["V=new"], "closed")

@@ -129,3 +129,10 @@ def test_options() -> None:
         parse_args("t", ["-maxprocs=0", "1", "p"])
     with pytest.raises(OptionError, match="^Invalid port: 0$"):
         parse_portlist("0", None)
+
+
+def test_maxperc_refuses_silently() -> None:
+    s = Slots(Limits(maxprocs=10, warn=9, maxperc=1))
+    assert s.admit("::ffff:10.0.0.1") is None
+    assert s.admit("::ffff:10.0.0.2") == ""  # same /24: refused, nothing to log
+    assert s.admit("::ffff:10.0.1.1") is None
