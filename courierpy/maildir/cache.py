@@ -49,7 +49,7 @@ from pathlib import Path
 from courierpy.errors import CourierError
 from courierpy.maildir import names
 from courierpy.mime.envelope import parse_address_list
-from courierpy.mime.headers import HeaderBlock, decode_date, decode_words
+from courierpy.mime.headers import decode_date, decode_words, split_fields
 from courierpy.mime.imapwire import message_wire, open_message
 from courierpy.mime.tree import Part
 
@@ -84,6 +84,7 @@ SEARCH_FIELDS = (
     "reply-to",
     "sender",
 )
+_WANTED = frozenset(SEARCH_FIELDS)
 #: Of those, the address fields (matched in re-rendered form).
 ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender"})
 
@@ -132,18 +133,23 @@ class MessageMeta:
             obj = json.loads(self._search_json.decode("ascii"))
         except (ValueError, UnicodeError) as e:
             raise CacheCorrupt(f"bad search data: {e}") from None
-        if not (isinstance(obj, list) and len(obj) == 2):
+        if type(obj) is not list or len(obj) != 2:
             raise CacheCorrupt("entry search data is not a 2-list")
         headers, dates = obj
-        if not (
-            isinstance(headers, dict)
-            and isinstance(dates, list)
-            and all(isinstance(d, int | float) for d in dates)
-            and all(isinstance(v, list) and all(isinstance(x, str) for x in v)
-                    for v in headers.values())
-        ):
+        if type(headers) is not dict or type(dates) is not list:
             raise CacheCorrupt("entry search data has wrong member types")
-        self._headers = {k: tuple(v) for k, v in headers.items()}
+        for d in dates:
+            if type(d) is not float and type(d) is not int:
+                raise CacheCorrupt("entry search data has a bad date")
+        out: dict[str, tuple[str, ...]] = {}
+        for k, v in headers.items():  # plain loops: twice as fast as all(...)
+            if type(v) is not list:
+                raise CacheCorrupt("entry search data has bad header values")
+            for x in v:
+                if type(x) is not str:
+                    raise CacheCorrupt("entry search data has bad header values")
+            out[k] = tuple(v)
+        self._headers = out
         self._dates = tuple(dates)
 
     def tree(self) -> Part:
@@ -217,13 +223,15 @@ def message_headers(tree: Part):
     return list(tree.walk())
 
 
-def address_text(value: str) -> str:
+def address_text(value: str | list) -> str:
     """An address field as Courier's SEARCH sees it: the addresses re-rendered
     (``Name <box@host>``, groups as ``name: ...;``), comments dropped, names
-    RFC 2047-decoded and without quotes."""
+    RFC 2047-decoded and without quotes.  *value* is the field's text or its
+    already parsed address list."""
     out = ""
     sep = ""
-    for name, _route, box, host in parse_address_list(value):
+    addrs = parse_address_list(value) if isinstance(value, str) else value
+    for name, _route, box, host in addrs:
         if box is None:  # group end
             out += ";"
             sep = ", "
@@ -244,19 +252,31 @@ def search_headers(data, tree: Part) -> tuple[dict[str, tuple[str, ...]], tuple[
     found: dict[str, list[str]] = {}
     dates: list[float] = []
     for part in message_headers(tree):
-        hb = HeaderBlock(data, part.header_start, part.end)
-        for name in SEARCH_FIELDS:
-            for v in hb.get_all(name):
-                text = address_text(v) if name in ADDRESS_FIELDS else decode_text(v)
-                found.setdefault(name, []).append(text)
-        for v in hb.get_all("date"):
-            dt = decode_date(v)
-            if dt is None:
+        fields = [f for f in split_fields(data, part.header_start, part.header_end)
+                  if f.colon >= 0 and f.name in _WANTED]
+        env = part.envelope
+        if env is not None:
+            names = [f.name for f in fields]
+            # the envelope has parsed these already (one field: same text)
+            parsed = {n: v for n, v in (("from", env.from_), ("to", env.to), ("cc", env.cc),
+                                        ("bcc", env.bcc)) if names.count(n) == 1}
+        else:
+            parsed = {}
+        for f in fields:
+            name = f.name
+            if name in parsed:
+                found.setdefault(name, []).append(address_text(list(parsed[name])))
                 continue
-            try:
-                dates.append(dt.timestamp())
-            except (OverflowError, OSError, ValueError):
-                continue
+            v = f.value(data)
+            if name == "date":
+                dt = decode_date(v)
+                if dt is not None:
+                    try:
+                        dates.append(dt.timestamp())
+                    except (OverflowError, OSError, ValueError):
+                        pass
+            text = address_text(v) if name in ADDRESS_FIELDS else decode_text(v)
+            found.setdefault(name, []).append(text)
     return {k: tuple(v) for k, v in found.items()}, tuple(dates)
 
 
