@@ -137,7 +137,7 @@ class TcpdServer:
         o = self.opts
         if o.stderrlogger:
             r, w = os.pipe()
-            name = o.stderrloggername or o.program
+            name = o.stderrloggername or os.path.basename(o.program)
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the logger process
                 try:

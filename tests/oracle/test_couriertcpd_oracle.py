@@ -548,3 +548,42 @@ def test_sighup_reopens_the_access_file(tmp_path: Path) -> None:
         results[name] = seen
     assert results["ours"] == results["courier"]
     assert results["ours"][-1] == (["V=new"], "closed")
+
+
+def test_stderrlogger_drop_and_argv(tmp_path: Path) -> None:
+    results = {}
+    for name, exe in implementations().items():
+        d = tmp_path / name
+        d.mkdir()
+        logger = d / "logger.sh"
+        logger.write_text(f'#!/bin/sh\necho "ARGS: $*" >> {d}/logger.out\n'
+                          f'while read l; do echo "LOG: $l" >> {d}/logger.out; done\n')
+        logger.chmod(0o755)
+        got: dict[str, object] = {}
+        with running(exe, ["-nodnslookup", "-noidentlookup", f"-stderrlogger={logger}"],
+                     ["/bin/sh", "-c", "echo e1 >&2; echo done"], d) as t:
+            s = connect(t.port)
+            got["out"] = read_all(s)
+            s.close()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and "LOG: e1" not in (
+                    (d / "logger.out").read_text() if (d / "logger.out").exists() else ""):
+                time.sleep(0.05)
+            got["logger"] = (d / "logger.out").read_text()
+        # the logger was in couriertcpd's process group: running() has ended it
+        (d / "acc").write_text("127.0.0.2\tallow,BLOCK=bad\n127.0.0.3\tallow,BLOCK=\n"
+                               "127.0.0.4\tallow,FOO=x\n")
+        subprocess.run([require(REAL_MAKEDAT), f"-src={d / 'acc'}", f"-file={d / 'acc.dat'}",
+                        f"-tmp={d / 'acc.tmp'}"], check=True)
+        for drop in ("-drop", "-drop=FOO"):
+            opts = ["-nodnslookup", "-noidentlookup", f"-access={d / 'acc.dat'}", drop]
+            with running(exe, opts, ["/bin/cat", "/proc/self/cmdline"], d) as t:
+                for src in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+                    s = connect(t.port, src)
+                    got[f"{drop} {src}"] = read_all(s)
+                    s.close()
+        results[name] = got
+    assert results["ours"] == results["courier"]
+    assert results["ours"]["logger"] == "ARGS: sh\nLOG: e1\n"
+    assert results["ours"]["-drop 127.0.0.2"] == b""
+    assert results["ours"]["-drop 127.0.0.3"] == b"/bin/cat\0/proc/self/cmdline\0"
