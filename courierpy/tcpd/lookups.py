@@ -58,7 +58,7 @@ def add_ident(env: dict[str, str]) -> None:
     try:
         with socket.create_connection((remote, 113), timeout=IDENT_TIMEOUT,
                                       source_address=(local, 0)) as s:
-            s.sendall(f"{env['TCPREMOTEPORT']} , {env['TCPLOCALPORT']}\r\n".encode())
+            s.sendall(f"{env['TCPREMOTEPORT']},{env['TCPLOCALPORT']}\r\n".encode())
             data = b""
             while b"\n" not in data and len(data) < 1024:
                 chunk = s.recv(1024)

@@ -587,3 +587,52 @@ def test_stderrlogger_drop_and_argv(tmp_path: Path) -> None:
     assert results["ours"]["logger"] == "ARGS: sh\nLOG: e1\n"
     assert results["ours"]["-drop 127.0.0.2"] == b""
     assert results["ours"]["-drop 127.0.0.3"] == b"/bin/cat\0/proc/self/cmdline\0"
+
+
+def test_ident_lookup(tmp_path: Path) -> None:
+    """Without -noidentlookup: the query sent to the client's port 113 and TCPREMOTEINFO."""
+    import threading
+
+    from tests.support import require_root
+
+    require_root("an ident responder on port 113")
+    lsock = socket.socket(socket.AF_INET6)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        lsock.bind(("::", 113))
+    except OSError as e:
+        lsock.close()
+        pytest.skip(f"port 113 is taken here: {e}")
+    lsock.listen(8)
+    lsock.settimeout(10)
+    queries: list[str] = []
+
+    def identd() -> None:
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            with c:
+                q = c.recv(100).decode()
+                queries.append(q)
+                c.sendall(q.strip().encode() + b" : USERID : UNIX : alice\r\n")
+
+    threading.Thread(target=identd, daemon=True).start()
+    results = {}
+    try:
+        for name, exe in implementations().items():
+            got = []
+            with running(exe, ["-nodnslookup"], [ENV], tmp_path) as t:
+                for src in ("127.0.0.1", "::1"):
+                    s = connect(t.port, src)
+                    local_port = s.getsockname()[1]
+                    info = [ln for ln in env_lines(read_all(s)) if "INFO" in ln]
+                    s.close()
+                    got.append((info, queries[-1] == f"{local_port},{t.port}\r\n"))
+            results[name] = got
+    finally:
+        lsock.close()
+    assert results["ours"] == results["courier"]
+    assert results["ours"][0] == (["TCPREMOTEINFO=alice"], True)
