@@ -28,9 +28,6 @@ from courierpy.tcpd.options import Listen, OptionError, TcpdOptions
 
 __all__ = ["TcpdServer", "control", "open_listeners"]
 
-_MAPPED_PREFIX = "::ffff:"
-
-
 def _atoi(text: str | None) -> int | None:
     if text is None:
         return None
@@ -59,11 +56,12 @@ def _bind(family: int, host: str, port: int, backlog: int, v6only: bool | None) 
 
 
 def open_listeners(listens: list[Listen], backlog: int | None) -> list[socket.socket]:
-    """Bind and listen as Courier does: IPv6 sockets, IPv4 addresses in mapped form.
+    """Bind and listen as Courier does.
 
     A wildcard gets an IPv6 ``::`` socket that also takes IPv4, then an IPv4
-    ``0.0.0.0`` one whose failure is ignored.  A bind error is an
-    :class:`OptionError` ``bind: <reason>``.
+    ``0.0.0.0`` one whose failure is ignored; a given address gets a socket of
+    its family.  (Either way IPv4 peers are shown in the mapped form.)  A bind
+    error is an :class:`OptionError` ``bind: <reason>``.
     """
     depth = backlog if backlog is not None else socket.SOMAXCONN
     out: list[socket.socket] = []
@@ -85,13 +83,7 @@ def open_listeners(listens: list[Listen], backlog: int | None) -> list[socket.so
                 elif ":" in item.host:
                     out.append(_bind(socket.AF_INET6, item.host, item.port, depth, None))
                 else:
-                    try:
-                        out.append(_bind(socket.AF_INET6, _MAPPED_PREFIX + item.host,
-                                         item.port, depth, False))
-                    except OSError as e:
-                        if e.errno != errno.EAFNOSUPPORT:
-                            raise
-                        out.append(_bind(socket.AF_INET, item.host, item.port, depth, None))
+                    out.append(_bind(socket.AF_INET, item.host, item.port, depth, None))
             except OSError as e:
                 raise OptionError(f"bind: {e.strerror}") from None
     except BaseException:
