@@ -60,13 +60,15 @@ from courierpy.imap.searchkeys import (
     UidKey,
 )
 from courierpy.maildir.cache import (
+    ADDRESS_FIELDS,
     SEARCH_FIELDS,
     MetadataCache,
+    address_text,
     decode_text,
     locate,
     message_headers,
 )
-from courierpy.mime.headers import HeaderBlock
+from courierpy.mime.headers import HeaderBlock, find_header_end
 from courierpy.mime.imapwire import open_message
 from courierpy.mime.tree import Part
 
@@ -119,6 +121,7 @@ class _Search:
         self._needles: dict[int, str] = {}
         self.msg: MessageView | None = None
         self._text: tuple[str, list[str]] | None = None  # (headers, bodies)
+        self._raw: bytes | None = None  # the message file, once a TEXT/BODY key needs it
 
     def needle(self, key: Header | Text) -> str:
         got = self._needles.get(id(key))
@@ -203,25 +206,61 @@ class _Search:
     def text(self, key: Text) -> bool:
         needle = self.needle(key)
         if self._text is None:
-            self._text = self._load_text()
+            if self._raw is None:
+                self._raw = self._read()
+            raw = self._raw
+            if raw is None:
+                return False
+            if needle and needle.isascii() and " " not in needle:
+                # Below its own header nothing of the message is encoded: the
+                # needle must be in those bytes (lower-cased) or in the decoded
+                # header to be anywhere in its text.
+                head_end, body_start, _ = find_header_end(raw)
+                low = _plain(raw, body_start)
+                if low is not None and needle.encode("ascii") not in low:
+                    if key.where == "BODY":
+                        return False
+                    head: list[str] = []
+                    _header_pieces(raw, 0, head_end, head)
+                    if needle not in normalize("\x00".join(head)):
+                        return False
+            self._text = self._load_text(raw)
         headers, bodies = self._text
         if any(needle in b for b in bodies if b):
             return True
         return key.where == "TEXT" and bool(headers) and needle in headers
 
-    def _load_text(self) -> tuple[str, list[str]]:
+    def _read(self) -> bytes | None:
+        assert self.msg is not None
+        path = locate(self.msg.path, self.msg.basename)
+        if path is None:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+    def _load_text(self, raw: bytes) -> tuple[str, list[str]]:
         assert self.msg is not None
         tree = self.cache.tree(self.msg.path, self.msg.basename)
-        path = locate(self.msg.path, self.msg.basename)
         headers: list[str] = []
         bodies: list[str] = []
-        if path is None:
-            return "", bodies
-        with open_message(path) as buf:
-            _collect(buf, tree, headers, bodies)
+        _collect(raw, tree, headers, bodies)
         # one string for all header names and values: NUL never occurs in a
         # search string, so a match cannot span two of them
         return normalize("\x00".join(headers)), bodies
+
+
+def _plain(raw: bytes, body_start: int) -> bytes | None:
+    """The message's bytes after its header, lower-cased, when none of them is
+    encoded for SEARCH: no base64 or quoted-printable anywhere (a header names
+    it), pure ASCII (so lower-casing bytes is lower-casing text) and no RFC
+    2047 words below the header; else None."""
+    low = raw.lower()
+    if b"base64" in low or b"quoted-printable" in low:
+        return None
+    body = low[body_start:]
+    if not body.isascii() or b"=?" in body:
+        return None
+    return body
 
 
 def _in(ranges: list[tuple[int, int]], n: int) -> bool:
@@ -236,16 +275,25 @@ def _in(ranges: list[tuple[int, int]], n: int) -> bool:
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
+def _header_pieces(data, start: int, end: int, out: list[str]) -> None:
+    """Names and decoded values of the header fields in ``data[start:end]``."""
+    text = bytes(data[start:end]).decode("latin-1")
+    for line in _UNFOLD.sub("", text).split("\n"):
+        name, colon, value = line.partition(":")
+        if colon:
+            out.append(name)
+            value = value.strip(" \t\r")
+            if name.strip().lower() in ADDRESS_FIELDS:
+                out.append(address_text(value))  # comments are not searched
+            else:
+                out.append(decode_text(value))
+
+
 def _collect(data, part: Part, headers: list[str], bodies: list[str]) -> None:
     """The searchable text of *part*: header names and decoded values of every
     header block into *headers*, decoded text bodies (normalized) into *bodies*."""
     if part.header_end > part.header_start:
-        raw = bytes(data[part.header_start : part.header_end]).decode("latin-1")
-        for line in _UNFOLD.sub("", raw).split("\n"):
-            name, colon, value = line.partition(":")
-            if colon:
-                headers.append(name)
-                headers.append(decode_text(value.strip(" \t\r")))
+        _header_pieces(data, part.header_start, part.header_end, headers)
     if part.children:
         for c in part.children:
             _collect(data, c, headers, bodies)
@@ -301,6 +349,7 @@ def search(
     for msg in msgs:
         run.msg = msg
         run._text = None
+        run._raw = None
         if run.match(key):
             out.append(msg)
     return out

@@ -49,7 +49,7 @@ from pathlib import Path
 from courierpy.errors import CourierError
 from courierpy.maildir import names
 from courierpy.mime.envelope import parse_address_list
-from courierpy.mime.headers import decode_date, decode_words, split_fields
+from courierpy.mime.headers import decode_date, split_fields
 from courierpy.mime.imapwire import message_wire, open_message
 from courierpy.mime.tree import Part
 
@@ -206,14 +206,36 @@ class MessageMeta:
         return meta
 
 
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_BETWEEN_WORDS = re.compile(r"(\?=)[ \t]+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)")
+
+
+def _decode_word(m: re.Match) -> str:
+    charset, enc, text = m.group(1).split("*", 1)[0], m.group(2), m.group(3)
+    try:
+        if enc in "bB":
+            raw = base64.b64decode(text + "=" * (-len(text) % 4))
+        else:
+            raw = re.sub(
+                rb"=([0-9A-Fa-f]{2})",
+                lambda h: bytes([int(h.group(1), 16)]),
+                text.replace("_", " ").encode("latin-1"),
+            )
+        return raw.decode(charset, "replace")
+    except (LookupError, ValueError, binascii.Error):
+        return m.group(0)
+
+
 def decode_text(value: str) -> str:
-    """:func:`~courierpy.mime.headers.decode_words`, fast when there is no
-    encoded word (8-bit bytes read as UTF-8)."""
-    if "=?" in value:
-        return decode_words(value)
-    if value.isascii():
+    """Header text (latin-1 code points) as SEARCH reads it, like Courier: RFC
+    2047 words decoded wherever they stand (also inside a word: ``plain=?..?=``),
+    white space between adjacent words dropped, other 8-bit bytes read as
+    UTF-8."""
+    if not value.isascii():
+        value = value.encode("latin-1", "replace").decode("utf-8", "replace")
+    if "=?" not in value:
         return value
-    return value.encode("latin-1", "replace").decode("utf-8", "replace")
+    return _ENCODED_WORD.sub(_decode_word, _BETWEEN_WORDS.sub(r"\1", value))
 
 
 def message_headers(tree: Part):
@@ -241,7 +263,7 @@ def address_text(value: str | list) -> str:
             sep = " "
             continue
         addr = f"{box}@{host}" if host else box
-        out += sep + (decode_words(name).replace('"', "") + f" <{addr}>" if name else addr)
+        out += sep + (decode_text(name).replace('"', "") + f" <{addr}>" if name else addr)
         sep = ", "
     return out
 

@@ -90,6 +90,11 @@ SEARCH_MESSAGES: dict[str, bytes] = {
         b"Date: Thu, 15 Feb 2024 10:00:00 +0300\n"
         b"Content-Type: text/plain; charset=koi8-r\n\n\xf0\xd2\xc9\xd7\xc5\xd4 \xcd\xc9\xd2\n"
     ),
+    "s_words": (
+        b"From: w@x.example\nSubject: =?utf-8?Q?foo?= =?utf-8?Q?bar?= plain=?utf-8?Q?tail?=\n"
+        b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=W\n\n--W\n"
+        b"Content-Type: text/plain\nX-Note: =?utf-8?Q?hidden_w=C3=B6rd?=\n\nvisible text\n--W--\n"
+    ),
     "s_big": (
         b"From: big@x.example\nSubject: big one\nDate: Sat, 2 Mar 2024 08:00:00 +0000\n\n"
         + b"0123456789abcdef" * 6000
@@ -151,7 +156,9 @@ SEARCHES: list[tuple[str, tuple[bytes, ...]]] = [
         "BODY U2Vj", "BODY secret", "BODY \"foxtrot golf\"", "BODY \"mike spaced\"",
         "BODY \"needle at\"", "BODY \"\"", "BODY noon",
         "TEXT delta", "TEXT X-Custom", "TEXT multi", "TEXT hello", "TEXT \"Content-Type\"",
-        "TEXT kilo", "TEXT lunch",
+        "TEXT kilo", "TEXT lunch", "TEXT hidden", "BODY hidden", "TEXT foobar",
+        "SUBJECT foobar", "SUBJECT \"foo bar\"", "TEXT tail", "SUBJECT plaintail",
+        "TEXT visible", "HEADER X-Note hidden",
         "OR FROM alice SUBJECT offers", "NOT OR SEEN FLAGGED", "(SEEN FLAGGED) NOT DELETED",
         "OR (KEYWORD $Label1 LARGER 400) (NOT SEEN SMALLER 200)",
         "NOT (OR BODY alpha TEXT hello)", "OR OR DRAFT DELETED ANSWERED",

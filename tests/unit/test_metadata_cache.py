@@ -274,3 +274,22 @@ def test_address_text() -> None:
     assert address_text('(hidden) bcc@example.com (Bcc Person)') == "Bcc Person <bcc@example.com>"
     assert address_text('"Doe, John" <j@x>, solo@y') == "Doe, John <j@x>, solo@y"
     assert address_text("undisclosed-recipients:;") == "undisclosed-recipients:;"
+
+
+@pytest.mark.parametrize(
+    "raw, text",
+    [
+        ("=?utf-8?Q?foo?= =?utf-8?Q?bar?= plain=?utf-8?Q?tail?=", "foobar plaintail"),
+        ("=?iso-8859-1?Q?caf=E9_au_lait?=", "café au lait"),
+        ("=?utf-8?B?aMO2dGVs?= india", "hötel india"),
+        ("=?koi8-r?B?8NLJ18XU?=", "Привет"),
+        ("=?utf-8*en?Q?x?= y", "x y"),
+        ("=?bogus-charset?Q?x?=", "=?bogus-charset?Q?x?="),
+        ("raw \xc3\xa9t\xc3\xa9", "raw été"),
+        ("plain ascii", "plain ascii"),
+    ],
+)
+def test_decode_text(raw: str, text: str) -> None:
+    from courierpy.maildir.cache import decode_text
+
+    assert decode_text(raw) == text
