@@ -107,7 +107,7 @@ def read_all(s: socket.socket, timeout: float = 5.0) -> bytes:
         data += chunk
 
 
-def first_reply(s: socket.socket, timeout: float = 0.4) -> str:
+def first_reply(s: socket.socket, timeout: float = 1.0) -> str:
     """``'closed'`` (EOF, nothing sent), ``'waiting'`` (no answer yet) or the text read."""
     s.settimeout(timeout)
     try:

@@ -278,7 +278,7 @@ def _sequence(exe: str, options: list[str], tmp: Path, steps: list[str]) -> tupl
         for step in steps:
             if step == "close":
                 socks.pop(0).close()
-                time.sleep(0.3)
+                time.sleep(0.5)  # the holder sees EOF and exits; its slot is reaped
                 continue
             s = connect(t.port, step)
             socks.append(s)
