@@ -45,6 +45,9 @@ from courierpy.imap.state import State
 
 __all__ = ["Account", "Session", "Settings"]
 
+#: the BYE text of an unexpected failure (the details go to the log only)
+INTERNAL_ERROR = "Unexpected error, closing the connection."
+
 DEFAULT_CAPABILITY = (
     "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREAD=REFERENCES SORT QUOTA IDLE"
 )
@@ -330,6 +333,11 @@ class Session:
                 self.closed = True
         except AuthTempFail:
             self.close(texts.TEMPORARY_PROBLEM)
+        except Exception:  # noqa: BLE001 - design.md §4: BYE, traceback to the log, exit
+            import traceback
+
+            self.log("ERR: " + traceback.format_exc().replace("\n", " | "))
+            self.close(INTERNAL_ERROR)
 
     def _command(self, cmd: Command) -> None:
         from courierpy.imap.commands import HANDLERS

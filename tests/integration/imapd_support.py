@@ -154,7 +154,7 @@ def make_maildir(path: Path) -> Path:
 
 def put_new(maildir: Path, message: bytes, n: int = 0) -> Path:
     now = time.time()
-    base = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}_{n}.test,S={len(message)}"
+    base = f"{int(now)}.M{int(now % 1 * 1e6):06d}P{os.getpid()}_{n:04d}.test,S={len(message)}"
     tmp = maildir / "tmp" / base
     tmp.write_bytes(message)
     final = maildir / "new" / base

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from courierpy.imap.commands import anystate, auth, mailboxes, messages, quota_acl, selected
+from courierpy.imap.commands import anystate, auth, mailboxes, messages, quota_acl, selected, sort
 
 __all__ = ["HANDLERS"]
 
 HANDLERS: dict[str, Callable[..., None]] = {}
-for _module in (anystate, auth, mailboxes, selected, messages, quota_acl):
+for _module in (anystate, auth, mailboxes, selected, messages, quota_acl, sort):
     HANDLERS.update(_module.HANDLERS)
