@@ -463,3 +463,49 @@ def test_fetch_flags_order_matches_courier(tmp_path) -> None:
     ours = [" ".join(imap_flags(m.flags, kw.get(m.basename, ()), True)) for m in state.messages]
     assert got == ours
 
+
+
+def test_time_zone_matches_courier(tmp_path, monkeypatch) -> None:
+    """INTERNALDATE, ON/SINCE and SENTON/SENTBEFORE in a zone west of UTC
+    (both imapd and we read TZ): days change at local midnight."""
+    import time
+
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    dates = ["Mon, 1 Jan 2024 23:30:00 -0500", "Tue, 2 Jan 2024 03:00:00 +0000",
+             "Tue, 2 Jan 2024 06:00:00 +0100", "Wed, 3 Jan 2024 00:10:00 -0800"]
+    mtimes = [1704153600, 1704171600, 1704196800, 1704240000]  # around local midnights
+    for i, (d, t) in enumerate(zip(dates, mtimes, strict=True)):
+        p = md / "cur" / f"{1700000000 + i}.M{i}P1.h:2,S"
+        p.write_bytes(f"Subject: {i}\nDate: {d}\n\nx\n".encode())
+        os.utime(p, (t, t))
+    tz = "America/New_York"
+    queries = ["ON 1-Jan-2024", "ON 2-Jan-2024", "SINCE 2-Jan-2024", "BEFORE 2-Jan-2024",
+               "SENTON 1-Jan-2024", "SENTON 2-Jan-2024", "SENTBEFORE 2-Jan-2024",
+               "SENTSINCE 3-Jan-2024"]
+    with CourierImapd(tmp_path, user="testuser", extra_env={"TZ": tz}) as imap:
+        imap.command("EXAMINE INBOX")
+        fetched, _ = imap.command("FETCH 1:* (INTERNALDATE)")
+        theirs = {q: imap.command("SEARCH " + q)[0][0] for q in queries}
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        state = Maildir(md).scan(move_new=False)
+        views = [MessageView(i, m.uid, md / "cur" / m.filename, m.basename,
+                             imap_flags(m.flags, (), False),
+                             os.stat(md / "cur" / m.filename).st_mtime, m.size)
+                 for i, m in enumerate(state.messages, 1)]
+        cache = MetadataCache(md)
+        ours_fetch = [b"".join(fetch_response(v.seq, render_fetch(
+            v, _parse(b"FETCH 1 INTERNALDATE").atts, cache)).iter_bytes()).decode()[:-2]
+            for v in views]
+        assert ours_fetch == fetched
+        assert "-0500" in fetched[0]
+        for q in queries:
+            found = search(views, _parse(b"SEARCH " + q.encode()).program.key, cache,
+                           max_uid=len(views), max_seq=len(views))
+            assert "* SEARCH" + "".join(f" {v.seq}" for v in found) == theirs[q], (q, theirs)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
