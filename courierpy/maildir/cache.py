@@ -43,8 +43,10 @@ import logging
 import os
 import re
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from courierpy.errors import CourierError
 from courierpy.maildir import names
@@ -321,13 +323,27 @@ def locate(path: Path, basename: str) -> Path | None:
 
 
 class MetadataCache:
-    """The metadata cache of one folder (file ``<folder>/courierpy.cache``)."""
+    """The metadata cache of one folder (file ``<folder>/courierpy.cache``).
+
+    Memory stays bounded by what a session uses: the file is indexed when
+    first needed (basename → where its line lies) and entries are read from
+    it one by one; at most :attr:`MAX_DECODED` decoded entries are kept (least
+    recently used dropped).  Entries parsed in this session are kept as
+    records until :meth:`save`.
+    """
+
+    #: Decoded entries kept in memory (a repeated FETCH 1:* of up to this many
+    #: messages decodes nothing again).
+    MAX_DECODED = 20000
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / CACHE_NAME
-        self._raw: dict[str, bytes] | None = None  # basename → line, not decoded yet
-        self._meta: dict[str, MessageMeta] = {}
+        #: basename → (line start, record start, line end) in the loaded file
+        self._index: dict[str, tuple[int, int, int]] | None = None
+        self._file: BinaryIO | None = None  # the indexed file, kept open for reads
+        self._new: dict[str, bytes] = {}  # records parsed in this session, not saved yet
+        self._decoded: OrderedDict[str, MessageMeta] = OrderedDict()
         self._dirty = False
         #: basenames checked against their file in this session: a Maildir
         #: message's bytes never change, so once is enough
@@ -338,48 +354,98 @@ class MetadataCache:
 
     # -- loading --------------------------------------------------------------------
 
-    def _load(self) -> dict[str, bytes]:
-        if self._raw is not None:
-            return self._raw
-        self._raw = {}
+    def _load(self) -> dict[str, tuple[int, int, int]]:
+        if self._index is not None:
+            return self._index
+        self._index = {}
         try:
-            data = self.path.read_bytes()
+            f = open(self.path, "rb")  # noqa: SIM115 - kept open for the session
         except FileNotFoundError:
-            return self._raw
+            return self._index
         except OSError as e:
             log.warning("metadata cache %s unreadable: %s", self.path, e)
             self._dirty = True
-            return self._raw
+            return self._index
         try:
-            self._raw = _split(data)
+            self._index = _index(f.read())
+            self._file = f
+        except OSError as e:
+            f.close()
+            self._discard(f"unreadable: {e}")
         except CacheCorrupt as e:
-            log.warning("metadata cache %s discarded: %s", self.path, e)
-            self._raw = {}
-            self._meta.clear()
-            self._dirty = True
-        return self._raw
+            f.close()
+            self._discard(str(e))
+        return self._index
 
     def _discard(self, why: str) -> None:
         log.warning("metadata cache %s discarded: %s", self.path, why)
-        self._raw = {}
-        self._meta.clear()
+        self._close()
+        self._index = {}
+        self._decoded.clear()
+        self._valid.clear()
         self._dirty = True
 
-    def _cached(self, basename: str) -> MessageMeta | None:
-        meta = self._meta.get(basename)
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        """Release the open cache file (the object stays usable)."""
+        self._close()
+        self._index = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            self._close()
+
+    def _read_record(self, basename: str) -> bytes | None:
+        """The record of *basename*: parsed this session, or read from the file."""
+        rec = self._new.get(basename)
+        if rec is not None:
+            return rec
+        where = self._load().get(basename)
+        if where is None or self._file is None:
+            return None
+        start, rec_start, end = where
+        line = os.pread(self._file.fileno(), end - start, start)
+        crc, _, rest = line.partition(b"\t")
+        if len(line) != end - start or crc != b"%08x" % zlib.crc32(rest):
+            self._discard(f"entry for {basename!r} changed under us")
+            return None
+        return line[rec_start - start :]
+
+    def _lookup(self, basename: str) -> MessageMeta | None:
+        meta = self._decoded.get(basename)
         if meta is not None:
+            self._decoded.move_to_end(basename)
             return meta
-        raw = self._load().pop(basename, None)
-        if raw is None:
+        rec = self._read_record(basename)
+        if rec is None:
             return None
         try:
-            meta = MessageMeta.from_record(raw)
+            meta = MessageMeta.from_record(rec)
         except CacheCorrupt as e:
             self._discard(f"entry for {basename!r}: {e}")
             return None
-        self._meta[basename] = meta
-        self.loaded += 1
+        if basename not in self._new:
+            self.loaded += 1
+        self._remember(basename, meta)
         return meta
+
+    def _remember(self, basename: str, meta: MessageMeta) -> None:
+        self._decoded[basename] = meta
+        self._decoded.move_to_end(basename)
+        while len(self._decoded) > self.MAX_DECODED:
+            self._decoded.popitem(last=False)
+
+    def _forget(self, basename: str) -> None:
+        self._decoded.pop(basename, None)
+        self._new.pop(basename, None)
+        if self._index is not None:
+            self._index.pop(basename, None)
+        self._valid.discard(basename)
+        self._dirty = True
 
     # -- the interface --------------------------------------------------------------
 
@@ -393,11 +459,9 @@ class MetadataCache:
         returned (the bytes cannot have changed), else
         :class:`courierpy.maildir.store.MessageGone` is raised.
         """
-        meta = self._meta.get(basename)
+        meta = self._lookup(basename)
         if meta is not None and basename in self._valid:
             return meta
-        if meta is None:
-            meta = self._cached(basename)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -417,7 +481,9 @@ class MetadataCache:
             meta = MessageMeta.parse(buf, st.st_size, st.st_mtime_ns)
         self.parsed += 1
         if "\t" not in basename and "\n" not in basename:
-            self._meta[basename] = meta
+            self._new[basename] = meta.record()
+            meta._tree = None  # kept as JSON: trees are big, sections are rare
+            self._remember(basename, meta)
             self._valid.add(basename)
             self._dirty = True
         return meta
@@ -431,9 +497,7 @@ class MetadataCache:
         except (ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
             log.warning("metadata cache %s: bad tree for %r (%s); reparsing",
                         self.path, basename, e)
-            self._meta.pop(basename, None)
-            self._valid.discard(basename)
-            self._dirty = True
+            self._forget(basename)
             return self.get(path, basename).tree()
 
     def search_data(self, path: Path, basename: str) -> MessageMeta:
@@ -445,9 +509,7 @@ class MetadataCache:
             return meta
         except CacheCorrupt as e:
             log.warning("metadata cache %s: %r: %s; reparsing", self.path, basename, e)
-            self._meta.pop(basename, None)
-            self._valid.discard(basename)
-            self._dirty = True
+            self._forget(basename)
             return self.get(path, basename)
 
     def save(self) -> None:
@@ -466,12 +528,20 @@ class MetadataCache:
                 log.warning("metadata cache %s not saved: %s", self.path, e)
                 return
         lines = [_MAGIC]
-        for base, raw in (self._raw or {}).items():
-            if base in present and base not in self._meta:
-                lines.append(_line(base, raw))
-        for base, meta in self._meta.items():
-            if base in present:
-                lines.append(_line(base, meta.record()))
+        try:
+            old = b""
+            if self._file is not None and self._index:
+                self._file.seek(0)
+                old = self._file.read()
+            for base, (start, _rec, end) in (self._index or {}).items():
+                if base in present and base not in self._new:
+                    lines.append(old[start:end] + b"\n")
+            for base, rec in self._new.items():
+                if base in present:
+                    lines.append(_line(base, rec))
+        except OSError as e:
+            log.warning("metadata cache %s not saved: %s", self.path, e)
+            return
         tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{id(self):x}"
         try:
             with open(tmp, "wb") as f:
@@ -485,6 +555,8 @@ class MetadataCache:
                 pass
             return
         self._dirty = False
+        self._new.clear()
+        self.close()  # the next miss indexes the file just written
 
 
 _SPECIAL = re.compile(rb"[\t\n\r\x01]")
@@ -509,25 +581,23 @@ def _line(base: str, body: bytes) -> bytes:
     return b"%08x\t%s\n" % (zlib.crc32(rest), rest)
 
 
-def _split(data: bytes) -> dict[str, bytes]:
-    """basename → the record after it, for every line of a cache file."""
+def _index(data: bytes) -> dict[str, tuple[int, int, int]]:
+    """basename → (line start, record start, line end) for every line of a
+    cache file, each line's CRC checked."""
     if not data.startswith(_MAGIC):
         raise CacheCorrupt("not a courierpy cache (or another version)")
     if not data.endswith(b"\n"):
         raise CacheCorrupt("truncated")
-    out: dict[str, bytes] = {}
-    for line in data[len(_MAGIC) : -1].split(b"\n") if len(data) > len(_MAGIC) else ():
+    out: dict[str, tuple[int, int, int]] = {}
+    pos = len(_MAGIC)
+    for line in data[pos:-1].split(b"\n") if len(data) > pos else ():
+        end = pos + len(line)
         crc, tab, rest = line.partition(b"\t")
-        if not tab or len(crc) != 8:
-            raise CacheCorrupt("malformed line")
-        try:
-            ok = int(crc, 16) == zlib.crc32(rest)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise CacheCorrupt("checksum mismatch")
+        if not tab or len(crc) != 8 or crc != b"%08x" % zlib.crc32(rest):
+            raise CacheCorrupt("checksum mismatch or malformed line")
         base, tab, body = rest.partition(b"\t")
         if not tab or body.count(b"\t") != 7:
             raise CacheCorrupt("malformed line")
-        out[base.decode("utf-8", "surrogateescape")] = body
+        out[base.decode("utf-8", "surrogateescape")] = (pos, end - len(body), end)
+        pos = end + 1
     return out

@@ -293,3 +293,32 @@ def test_decode_text(raw: str, text: str) -> None:
     from courierpy.maildir.cache import decode_text
 
     assert decode_text(raw) == text
+
+
+def test_decoded_entries_are_bounded(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    want = entries(c, paths)
+    c.save()
+    small = MetadataCache(md)
+    small.MAX_DECODED = 1
+    assert entries(small, paths) == want
+    assert len(small._decoded) == 1
+    assert entries(small, paths) == want  # re-read from the file, not reparsed
+    assert small.parsed == 0 and small.loaded == 4
+    small.close()
+
+
+def test_cache_file_replaced_in_place_is_not_trusted(folder) -> None:
+    md, paths = folder
+    c = MetadataCache(md)
+    want = entries(c, paths)
+    c.save()
+    reader = MetadataCache(md)
+    reader.get(paths["1.M1P1.h"], "1.M1P1.h")  # indexes the file, keeps it open
+    data = bytearray((md / CACHE_NAME).read_bytes())
+    data[-20] ^= 0x01  # someone edits the file in place (not our writers)
+    with open(md / CACHE_NAME, "r+b") as f:
+        f.write(data)
+    assert entries(reader, paths) == want
+    assert reader.parsed >= 1
