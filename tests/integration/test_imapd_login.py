@@ -236,3 +236,23 @@ def test_mailbox_sanity_check(tmp_path):
         assert c.line() == (b"* BYE [ALERT] Fatal error: No such file or directory: "
                             b"No such file or directory")
         assert c.at_eof()
+
+
+def test_authenticate_cram_md5_success(instance):
+    import hashlib
+    import hmac
+
+    from authdaemon.passwords import hmac_secret
+
+    instance.add_user("carol", "carolpw", **{"hmac-md5pw": hmac_secret("carolcram", "md5")})
+    instance.make_userdb()
+    with instance.start_authdaemond():
+        env = base_env(COURIER_CONFDIR=str(instance.confdir))
+        with ImapdListener([], env) as port, RawClient(port) as c:
+            c.line()
+            c.send(b"a1 AUTHENTICATE CRAM-MD5\r\n")
+            challenge = base64.b64decode(c.line()[2:])
+            digest = hmac.new(b"carolcram", challenge, hashlib.md5).hexdigest()
+            c.send(base64.b64encode(f"carol {digest}".encode()) + b"\r\n")
+            assert c.line() == b"a1 OK LOGIN Ok."
+            assert c.command("a2", "SELECT INBOX")[-1] == b"a2 OK [READ-WRITE] Ok"

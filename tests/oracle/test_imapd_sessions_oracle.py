@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from courierpy.maildir import acl
 from tests.integration.imapd_support import put_new
 from tests.oracle.courier_imapd import CourierImapd, ImapdError
 from tests.support import REPO
@@ -484,4 +485,75 @@ def test_sort_and_thread_match_courier(tmp_path, corpus):
     theirs = _sort_session(CourierImapd, tmp_path / "theirs", commands)
     ours = _sort_session(OurImapd, tmp_path / "ours", commands)
     diffs = [(t, o) for t, o in zip(theirs, ours, strict=True) if t != o]
+    assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)
+
+
+def _shared_site(root: Path) -> Path:
+    """erin shares INBOX.Sent with frank (lr) and INBOX.Work with anyone (lrsw)."""
+    vmail = root / "vmail"
+    for user in ("erin", "frank"):
+        md = vmail / user
+        for sub in ("tmp", "new", "cur"):
+            (md / sub).mkdir(parents=True)
+        for folder in ("Sent", "Work", "Work.Sub"):
+            for sub in ("tmp", "new", "cur"):
+                (md / f".{folder}" / sub).mkdir(parents=True)
+            (md / f".{folder}" / "maildirfolder").touch()
+    for i, m in enumerate((MSG1, MSG2)):
+        put_new(vmail / "erin" / ".Sent", m, i)
+        put_new(vmail / "erin" / ".Work", m, i + 10)
+    acl.set_acl(vmail / "erin", "INBOX.Sent", "user=frank", "lr")
+    acl.set_acl(vmail / "erin", "INBOX.Work", "anyone", "lrsw")
+    idx = root / "shared"
+    idx.mkdir()
+    (idx / "index").write_text("e\t*\tindexe\nf\t*\tindexf\n")
+    (idx / "indexe").write_text(f"erin\t5000\t5000\t{vmail}\t{vmail / 'erin'}\n")
+    (idx / "indexf").write_text(f"frank\t5000\t5000\t{vmail}\t{vmail / 'frank'}\n")
+    return root
+
+
+SHARED_SCRIPT = [
+    ('LIST "" "#shared*"', ()),
+    ('LIST "#shared." "*"', ()),
+    ('LIST "" "#shared.%"', ()),
+    ('LIST "" "#shared.e.%"', ()),
+    ('LIST "" "#shared.e.erin.*"', ()),
+    ('LIST "" "#shared.f.%"', ()),
+    ('LIST "" "#shared.*"', ()),
+    ('LIST "" "*"', ()),
+    ('MYRIGHTS "#shared.e.erin.Sent"', ()),
+    ('MYRIGHTS "#shared.e.erin.Work"', ()),
+    ('GETACL "#shared.e.erin.Sent"', ()),
+    ('SELECT "#shared.e.erin.Sent"', ()),
+    ("FETCH 1:* (UID FLAGS ENVELOPE)", ()),
+    ("STORE 1 +FLAGS (\\Seen)", ()),
+    ("FETCH 1 (BODY[TEXT])", ()),
+    ("COPY 1 INBOX", ()),
+    ('STATUS "#shared.e.erin.Work" (MESSAGES UNSEEN)', ()),
+    ('SELECT "#shared.e.erin.Work"', ()),
+    ("STORE 1 +FLAGS (\\Seen \\Flagged)", ()),
+    ("STORE 2 +FLAGS (\\Deleted)", ()),
+    ("EXPUNGE", ()),
+    ('SELECT "#shared.e.erin.INBOX"', ()),
+    ('SELECT "#shared.e.erin.Nope"', ()),
+    ('SUBSCRIBE "#shared.e.erin.Sent"', ()),
+    ('LSUB "" "*"', ()),
+]
+
+
+def test_shared_folders_match_courier(tmp_path):
+    got = {}
+    for side, cls in (("theirs", CourierImapd), ("ours", OurImapd)):
+        root = _shared_site(tmp_path / side)
+        env = {"IMAP_SHAREDINDEXFILE": str(root / "shared" / "index"),
+               "IMAP_MAILBOX_SANITY_CHECK": "0"}
+        transcript = []
+        with cls(root / "vmail", maildir="frank", user="frank", extra_env=env) as imap:
+            for text, lits in SHARED_SCRIPT:
+                untagged, tagged = imap.command(text, *lits, check=False)
+                if text.startswith(("LIST", "LSUB")):
+                    untagged = sorted(untagged)
+                transcript.append([text, *_normalise([*untagged, tagged])])
+        got[side] = transcript
+    diffs = [(t, o) for t, o in zip(got["theirs"], got["ours"], strict=True) if t != o]
     assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from courierpy.imap import texts
 from courierpy.imap.errors import Refused
 from courierpy.imap.grammar import Command
 from courierpy.imap.responses import Atom, Raw, quoted
-from courierpy.maildir import acl, folders, subscriptions
+from courierpy.maildir import acl, folders, shared, subscriptions
 from courierpy.wire import utf7
 
 INBOX = "INBOX"
@@ -25,8 +27,99 @@ def wire_name(session, name: str) -> Raw:
     return Raw(quoted(text.encode("utf-8")))
 
 
+SHARED = "#shared"
+
+
+@dataclass(frozen=True)
+class SharedFolder:
+    """A folder of another account that this user may see (virtual shared index)."""
+
+    name: str  # #shared.<group>...<account>.<folder>
+    maildir: Path  # the owner's Maildir
+    folder: str  # the folder's name in the owner's Maildir (INBOX or INBOX.x)
+
+    @property
+    def path(self) -> Path:
+        return self.maildir if self.folder == INBOX else self.maildir / self.folder[5:]
+
+
+def shared_folders(session) -> dict[str, SharedFolder]:
+    """Every ``#shared.`` folder whose ACL gives this user ``l`` (README.sharedfolders)."""
+    cached = getattr(session, "_shared_cache", None)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    settings = session.settings
+    index_file = settings.extra.get("IMAP_SHAREDINDEXFILE") or str(shared.DEFAULT_INDEX_FILE)
+    opts = session.account.options
+    if opts.get("disableshared", "0") not in ("", "0"):
+        return {}
+    munge = settings.extra.get("IMAP_SHAREDMUNGENAMES", "") not in ("", "0")
+    index = shared.SharedIndex(shared.index_file_for(opts, index_file), munge=munge)
+    me = ["user=" + session.account.name]
+    out: dict[str, SharedFolder] = {}
+    try:
+        accounts = list(index.accounts())
+    except OSError:
+        accounts = []
+    for path, account in accounts:
+        md = account.maildir_path
+        try:
+            entries = sorted(e.name for e in os.scandir(md) if e.name.startswith("."))
+        except OSError:
+            continue
+        for dname in [".", *entries]:
+            folder = INBOX if dname == "." else INBOX + dname
+            if dname != "." and not (md / dname / "cur").is_dir():
+                continue
+            try:
+                rights = acl.compute_rights(acl.read_acl(md, folder), me)
+            except (acl.AclError, OSError):
+                continue
+            if "l" not in rights:
+                continue
+            parts = [INBOX] if dname == "." else dname[1:].split(".")
+            name = ".".join([SHARED, *path, *(shared.munge_name(p, munge) for p in parts)])
+            out[name] = SharedFolder(name, md, folder)
+    session._shared_cache = (time.monotonic() + 5.0, out)
+    return out
+
+
+def _shared_groups(session) -> list[str]:
+    """``#shared.<group>`` for each group of the top-level shared index."""
+    index_file = session.settings.extra.get("IMAP_SHAREDINDEXFILE") or str(
+        shared.DEFAULT_INDEX_FILE)
+    munge = session.settings.extra.get("IMAP_SHAREDMUNGENAMES", "") not in ("", "0")
+    index = shared.SharedIndex(shared.index_file_for(session.account.options, index_file),
+                               munge=munge)
+    try:
+        children = index.children()
+    except OSError:
+        return []
+    return [SHARED + "." + n for n, e in children.items() if isinstance(e, shared.IndexGroup)]
+
+
+def access_denied(command: str, where: str, right: str) -> Refused:
+    """Courier's refusal for missing ACL rights."""
+    return Refused(f'Access denied for {command} on {where} (ACL "{right}" required)')
+
+
+def _location(session, name: str) -> tuple[Path, str, list[str]]:
+    """(Maildir, folder name in it, ACL identifiers) for rights checks of *name*."""
+    if name.startswith(SHARED + "."):
+        sf = shared_folders(session).get(name)
+        if sf is None:
+            raise Refused(texts.NO_SUCH_MAILBOX)
+        return sf.maildir, sf.folder, ["user=" + session.account.name]
+    return Path(session.account.maildir), name, ["owner", "user=" + session.account.name]
+
+
 def resolve(session, name: str) -> tuple[str, Path]:
     """(the IMAP name, the folder's directory) of an existing folder, or NO."""
+    if name.startswith(SHARED + "."):
+        sf = shared_folders(session).get(name)
+        if sf is None or not (sf.path / "cur").is_dir():
+            raise Refused(texts.NO_SUCH_MAILBOX)
+        return name, sf.path
     if name.upper() == INBOX:
         return INBOX, Path(session.account.maildir)
     if not name.startswith(INBOX + "."):
@@ -42,11 +135,12 @@ def resolve(session, name: str) -> tuple[str, Path]:
 
 def my_rights(session, name: str) -> str:
     """The on-disk ACL rights (``aceilrstwx`` letters) the user holds on *name*."""
+    maildir, folder, ids = _location(session, name)
     try:
-        entries = acl.read_acl(session.account.maildir, name)
+        entries = acl.read_acl(maildir, folder)
     except (acl.AclError, OSError):
-        return acl.ALL_RIGHTS if hasattr(acl, "ALL_RIGHTS") else "aceilrstwx"
-    return acl.compute_rights(entries, ["owner", "user=" + session.account.name])
+        return acl.ALL_RIGHTS if ids[0] == "owner" else ""
+    return acl.compute_rights(entries, ids)
 
 
 # -- CREATE / DELETE / RENAME -----------------------------------------------------
@@ -193,6 +287,18 @@ def _list(session, cmd: Command, lsub: bool) -> None:
             INBOX + ".")]
         listed = subscribed
         exists = set(subscribed)
+    elif ref == "" and pat.startswith(SHARED + "."):
+        # the shared hierarchy is listed only for patterns inside it (as Courier)
+        listed = list(shared_folders(session))
+        exists = set(listed)
+        real = listed
+        has_children = set()
+        for f in listed:
+            has_children.update(_parents(f))
+        for group in _shared_groups(session):  # index groups show even when empty
+            if group not in has_children:
+                has_children.add(group)
+                listed.append(group)
     else:
         listed = [*real, INBOX]
         exists = {*real_set, INBOX}
@@ -204,7 +310,7 @@ def _list(session, cmd: Command, lsub: bool) -> None:
                 seen.add(p)
                 synth.append(p)
     for name in [*listed, *synth]:
-        if not rx.fullmatch(name):
+        if not rx.fullmatch(name) or name == SHARED:
             continue
         attrs = []
         if name not in exists:

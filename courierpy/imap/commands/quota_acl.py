@@ -76,13 +76,16 @@ def myrights(session, cmd: Command) -> None:
 
 def getacl(session, cmd: Command) -> None:
     """RFC 4314 3.3 — https://www.rfc-editor.org/rfc/rfc4314#section-3.3"""
-    from courierpy.imap.commands.mailboxes import resolve, wire_name
+    from courierpy.imap.commands.mailboxes import access_denied, resolve, wire_name
 
     name, _ = resolve(session, cmd.args.mailbox)
     if "a" not in _rights(session, name):
-        raise Refused(texts.NO_SUCH_MAILBOX)
+        raise access_denied("GETACL", name, "a")
     items: list[object] = [Atom("ACL"), wire_name(session, name)]
-    for e in acl.read_acl(session.account.maildir, name):
+    from courierpy.imap.commands.mailboxes import _location
+
+    maildir, folder, _ids = _location(session, name)
+    for e in acl.read_acl(maildir, folder):
         items += [_q(acl.to_imap_identifier(e.identifier)), _q(acl.to_imap_rights(e.rights))]
     session.untagged(*items)
     session.ok(cmd.tag, texts.GETACL_OK)
@@ -119,8 +122,11 @@ def setacl(session, cmd: Command) -> None:
     rights = cmd.args.rights
     mode = rights[:1] if rights[:1] in "+-" and rights else ""
     disk = acl.from_imap_rights(rights[len(mode):])
+    from courierpy.imap.commands.mailboxes import _location
+
+    maildir, folder, _ids = _location(session, name)
     try:
-        acl.set_acl(session.account.maildir, name, ident, mode + disk)
+        acl.set_acl(maildir, folder, ident, mode + disk)
     except acl.AclError:
         raise Refused(texts.CANNOT_MODIFY_ACL) from None
     session.ok(cmd.tag, texts.ACL_UPDATED)
@@ -134,8 +140,11 @@ def deleteacl(session, cmd: Command) -> None:
     if "a" not in _rights(session, name):
         raise Refused(texts.CANNOT_MODIFY_ACL)
     ident = _disk_identifier(cmd.args.identifier)
+    from courierpy.imap.commands.mailboxes import _location
+
+    maildir, folder, _ids = _location(session, name)
     try:
-        acl.delete_acl(session.account.maildir, name, ident)
+        acl.delete_acl(maildir, folder, ident)
     except acl.AclError:
         raise Refused(texts.CANNOT_MODIFY_ACL) from None
     session.ok(cmd.tag, texts.ACL_UPDATED)

@@ -56,7 +56,7 @@ def check(session, cmd: Command) -> None:
 
 def _remove_deleted(session, uids: set[int] | None = None) -> None:
     mbox = session.selected
-    if mbox.readonly or not any(c in mbox.rights for c in "e"):
+    if mbox.command == "EXAMINE" or "e" not in mbox.rights:
         return
     doomed = [e for e in mbox.entries if "T" in e.letters and (uids is None or e.uid in uids)]
     if not doomed:
@@ -103,8 +103,12 @@ EXPUNGE_READ_ONLY = "Cannot expunge read-only mailbox."
 
 def expunge(session, cmd: Command) -> None:
     """RFC 3501 6.4.3 — https://www.rfc-editor.org/rfc/rfc3501#section-6.4.3"""
-    if session.selected.readonly:
+    if session.selected.readonly and session.selected.command == "EXAMINE":
         raise Refused(EXPUNGE_READ_ONLY)
+    if "e" not in session.selected.rights:
+        from courierpy.imap.commands.mailboxes import access_denied
+
+        raise access_denied("EXPUNGE", "current mailbox", "e")
     _remove_deleted(session)
     session.selected.report(session, expunge=True)
     session.ok(cmd.tag, texts.EXPUNGE_OK)
