@@ -57,15 +57,18 @@ def run(argv0: str, args: list[str]) -> int:
             if lock_fd is None:
                 return 0  # already running, as Courier: quietly
         listeners = server.open_listeners(listens, opts.listen)
-        tcpd = server.TcpdServer(opts, listeners, environ=original_environ())
+        environ = original_environ()
+        if opts.pid and lock_fd is not None:
+            # as Courier's: the pid file is written before any -user/-group, and
+            # descriptors inherited from the caller are closed
+            server.daemonize(opts.pid, {lock_fd, *(s.fileno() for s in listeners)})
+        tcpd = server.TcpdServer(opts, listeners, environ=environ)
         try:
             tcpd.open_stderr()
         except OSError as e:
             print(f"{opts.stderr}: {e.strerror}", file=sys.stderr)
             return 1
         server.drop_privileges(opts)
-        if opts.pid and lock_fd is not None:
-            server.daemonize(opts.pid, lock_fd)
         tcpd.serve_forever()
         return 0
     except CourierError as e:

@@ -125,7 +125,10 @@ class TcpdServer:
     # -- set-up ------------------------------------------------------------------
 
     def open_stderr(self) -> None:
-        """``-stderr=file`` (append) or ``-stderrlogger=prog``; call before dropping root."""
+        """``-stderr=file`` (append) or ``-stderrlogger=prog``; call before dropping root.
+
+        It becomes couriertcpd's own standard error as well as the programs'.
+        """
         o = self.opts
         if o.stderrlogger:
             r, w = os.pipe()
@@ -147,6 +150,13 @@ class TcpdServer:
             fd = os.open(o.stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             os.set_inheritable(fd, False)
             self.stderr_fd = fd
+        if self.stderr_fd is not None:
+            # couriertcpd's own lines (WARN/ALERT) go there too, as with Courier's
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(self.stderr_fd, 2)
 
     def _say(self, line: str) -> None:
         try:
@@ -417,12 +427,23 @@ def control(pidfile: str, sig: int, wait: Callable[[int], None] | None = None) -
         wait(pid)
 
 
-def daemonize(pidfile: str, lock_fd: int) -> None:
-    """Go to the background: the parent exits 0, the child writes *pidfile*."""
+def daemonize(pidfile: str, keep: set[int]) -> None:
+    """Go to the background: the parent exits 0, the child writes *pidfile*.
+
+    Standard input, output and error become /dev/null, and every other
+    descriptor except those in *keep* (the lock, the listening sockets) is closed.
+    """
     pid = os.fork()
     if pid:
         os._exit(0)
     os.setsid()
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     with open(pidfile, "w") as f:
         f.write(f"{os.getpid()}\n")
     null = os.open(os.devnull, os.O_RDWR)
@@ -430,7 +451,6 @@ def daemonize(pidfile: str, lock_fd: int) -> None:
         os.dup2(null, fd)
     if null > 2:
         os.close(null)
-    del lock_fd  # stays open (and locked) for the life of the process
 
 
 def drop_privileges(opts: TcpdOptions) -> None:

@@ -46,11 +46,11 @@ def _listening_ports() -> set[int]:
     return ports
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
     """Wait until something listens on *port*, without connecting to it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise AssertionError(f"couriertcpd exited with {proc.returncode}")
         if port in _listening_ports():
             return

@@ -636,3 +636,57 @@ def test_ident_lookup(tmp_path: Path) -> None:
         lsock.close()
     assert results["ours"] == results["courier"]
     assert results["ours"][0] == (["TCPREMOTEINFO=alice"], True)
+
+
+def test_stderr_file_takes_couriertcpds_own_lines_too(tmp_path: Path) -> None:
+    results = {}
+    for name, exe in implementations().items():
+        d = tmp_path / name
+        d.mkdir()
+        opts = ["-nodnslookup", "-noidentlookup", "-maxperip=1", f"-stderr={d / 'kid.err'}"]
+        with running(exe, opts, [_holder(d)], d) as t:
+            first = connect(t.port)
+            assert first_reply(first) == "hi\n"
+            second = connect(t.port)
+            outcome = first_reply(second)
+            time.sleep(0.2)
+            own = t.log()
+            first.close()
+            second.close()
+        results[name] = (outcome, own, (d / "kid.err").read_text())
+    assert results["ours"] == results["courier"]
+    assert results["ours"] == (
+        "closed", [], "ALERT: Maximum connection limit reached for ::ffff:127.0.0.1\n")
+
+
+def test_daemon_children_get_only_their_descriptors(tmp_path: Path) -> None:
+    """With -pid, descriptors inherited from the caller do not reach the programs."""
+    import fcntl
+
+    results = {}
+    stray_r, stray_w = os.pipe()  # inheritable strays, as a careless caller would leave
+    for fd in (stray_r, stray_w):
+        os.set_inheritable(fd, True)
+        fcntl.fcntl(fd, fcntl.F_SETFD, 0)
+    try:
+        for name, exe in implementations().items():
+            pidfile = tmp_path / f"{name}.pid"
+            port = free_port()
+            subprocess.run([exe, f"-pid={pidfile}", "-nodnslookup", "-noidentlookup",
+                            f"-stderr={tmp_path / 'err'}", str(port),
+                            "/bin/sh", "-c", "ls /proc/$$/fd"],
+                           env=BASE_ENV, timeout=10, close_fds=False, check=True)
+            try:
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not pidfile.exists():
+                    time.sleep(0.02)
+                wait_listening(port, None)
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                results[name] = sorted(read_all(s).decode().split())
+                s.close()
+            finally:
+                subprocess.run([exe, f"-pid={pidfile}", "-stop"], timeout=10)
+    finally:
+        os.close(stray_r)
+        os.close(stray_w)
+    assert results["ours"] == results["courier"] == ["0", "1", "2"]
