@@ -54,7 +54,8 @@ DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ENV = "COURIERPY_POP3_TIMEOUT"
 FAIL_DELAY_ENV = "COURIERPY_LOGIN_FAIL_DELAY"
 _KEYS = ("POP3AUTH", "POP3AUTH_TLS", "POP3_STARTTLS", "POP3_TLS", "POP3_TLS_REQUIRED",
-         "TLS_CERTFILE", "TLS_PROTOCOL", "TLS_CIPHER_LIST", "MAILDIRPATH", "AUTHSERVICE")
+         "TLS_CERTFILE", "TLS_PROTOCOL", "TLS_CIPHER_LIST", "MAILDIRPATH", "AUTHSERVICE",
+         "MIME_UNICODE_MESSAGE_TYPE")
 
 
 def load_config(config_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -77,7 +78,7 @@ def _yes(value: str | None) -> bool:
 def settings_from(config: Mapping[str, str], environ: Mapping[str, str]) -> Pop3Settings:
     tls = _yes(config.get("POP3_TLS"))
     cert = config.get("TLS_CERTFILE", "")
-    starttls = _yes(config.get("POP3_STARTTLS")) and bool(cert) and os.access(cert, os.R_OK)
+    starttls = _yes(config.get("POP3_STARTTLS")) and bool(cert)
     try:
         delay = float(environ.get(FAIL_DELAY_ENV, DEFAULT_FAIL_DELAY))
     except ValueError:
@@ -89,7 +90,25 @@ def settings_from(config: Mapping[str, str], environ: Mapping[str, str]) -> Pop3
         tls=tls,
         tls_required=_yes(config.get("POP3_TLS_REQUIRED")) and not tls,
         fail_delay=delay,
+        unicode_wrap=_unicode_wrap(config, environ),
+        utf8=environ.get("UTF8", "0") == "1",
     )
+
+
+def _unicode_wrap(config: Mapping[str, str], environ: Mapping[str, str]) -> str | None:
+    """MIME_UNICODE_MESSAGE_TYPE, when Courier's pop3d would wrap with it.
+
+    Behind a login stage (AUTHENTICATED) Courier wraps only when that stage
+    passed ``UTF8`` (courierpop3login always does); logging in ourselves we
+    are that stage.
+    """
+    content_type = environ.get("MIME_UNICODE_MESSAGE_TYPE", config.get(
+        "MIME_UNICODE_MESSAGE_TYPE", ""))
+    if not content_type:
+        return None
+    if environ.get("AUTHENTICATED") and "UTF8" not in environ:
+        return None
+    return content_type
 
 
 def tls_context(config: Mapping[str, str]) -> ssl.SSLContext:
@@ -194,6 +213,12 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
         _log(err, f"ERR: {exc}")
         return 1
     settings = settings_from(config, env)
+    if settings.starttls:
+        try:
+            tls_context(config)
+        except (OSError, ssl.SSLError) as exc:
+            _log(err, f"ERR: STLS not offered: {config.get('TLS_CERTFILE')}: {exc}")
+            settings.starttls = False
     ip = env.get("TCPREMOTEIP", "")
     port = env.get("TCPREMOTEPORT", "")
     where = f"ip=[{ip}], port=[{port}]"
@@ -241,6 +266,8 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
         disconnected = True
     except (BrokenPipeError, ConnectionResetError):
         disconnected = True
+    if session.mailbox is None and not disconnected:
+        _log(err, f"INFO: LOGOUT, {where}")
     if session.mailbox is not None:
         event = "DISCONNECTED" if disconnected else "LOGOUT"
         elapsed = int(time.monotonic() - session.started)
@@ -269,10 +296,8 @@ def _loop(session: Pop3Session, transport: _Transport, config: Mapping[str, str]
             if isinstance(action, Sleep):
                 time.sleep(action.seconds)
             elif isinstance(action, Log):
-                if action.event == "LOGIN FAILED":
-                    _log(err, f"INFO: LOGIN FAILED, user={action.user}, {where}")
-                else:
-                    _log(err, f"INFO: LOGIN, user={action.user}, {where}")
+                who = f"method={action.method}" if action.method else f"user={action.user}"
+                _log(err, f"INFO: {action.event}, {who}, {where}")
             elif isinstance(action, StartTLS):
                 transport.start_tls(tls_context(config))
                 session.tls_started()

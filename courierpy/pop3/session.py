@@ -25,6 +25,7 @@ import base64
 import binascii
 import enum
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ MAX_LINE = 8192
 DEFAULT_FAIL_DELAY = 5.0
 
 _TOO_LONG = b"\0too long"
+AUTH_FAILED = b"-ERR Authentication failed.\r\n"
 INVALID = b"-ERR Invalid command.\r\n"
 BAD_NUMBER = b"-ERR Invalid message number.\r\n"
 
@@ -79,10 +81,15 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class Log:
-    """``event`` is ``LOGIN`` or ``LOGIN FAILED``; the loop adds ip and port."""
+    """``event`` is ``LOGIN`` or ``LOGIN FAILED``; the loop adds ip and port.
+
+    A failed SASL exchange names its *method* (Courier logs ``method=X``
+    instead of ``user=...`` then).
+    """
 
     event: str
     user: str
+    method: str | None = None
 
 
 Action = bytes | Sleep | StartTLS | Close | Log
@@ -107,6 +114,11 @@ class Pop3Settings:
     #: POP3_TLS_REQUIRED=1: no login before TLS.
     tls_required: bool = False
     fail_delay: float = DEFAULT_FAIL_DELAY
+    #: MIME_UNICODE_MESSAGE_TYPE when it applies (the login stage told the session about
+    #: UTF8): a client that did not say UTF8 gets messages with 8-bit headers wrapped.
+    unicode_wrap: str | None = None
+    #: The client enabled UTF8 before the hand-over (Courier's UTF8=1).
+    utf8: bool = False
     hostname: str = field(default_factory=socket.gethostname)
 
     @staticmethod
@@ -156,6 +168,38 @@ def encode_message(data: bytes) -> bytes:
     return out
 
 
+_WRAP_TEXT = (
+    "This E-mail message was determined to be Unicode-formatted\n"
+    "but your E-mail reader does not support Unicode E-mail.\n\n"
+    "Please use an E-mail reader that supports POP3 with UTF-8\n"
+    "(see https://tools.ietf.org/html/rfc6856.html).\n\n"
+    "This can also happen when the sender's E-mail program does not\n"
+    "correctly format the sent message.\n\n"
+    "The original message is included as a separate attachment\n"
+    "so that it can be downloaded manually.\n"
+)
+
+
+def unicode_wrapper(data: bytes, content_type: str, boundary: str) -> tuple[bytes, int]:
+    """Courier's wrapping of a UTF-8 message for a client without UTF8.
+
+    Returns the wrapped message (LF form) and the length of what was added
+    around the original (Courier announces that plus the original's CRLF size).
+    """
+    head = (
+        "From: Mail Delivery Subsystem <postmaster>\n"
+        "Subject: Cannot display Unicode content\n"
+        "Mime-Version: 1.0\n"
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n\n\n'
+        f"--{boundary}\nContent-Type: text/plain\n\n{_WRAP_TEXT}\n"
+        f"--{boundary}\nContent-Type: {content_type}\n\n"
+    ).encode()
+    tail = f"\n--{boundary}--\n".encode()
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    return head + data + tail, len(head) + len(tail)
+
+
 def top_part(data: bytes, lines: int) -> bytes:
     """The header block, the blank line and the first *lines* body lines (all if < 0)."""
     idx = data.find(b"\n\n")  # as Courier: a leading empty line does not end the header
@@ -196,7 +240,7 @@ class Pop3Session:
         self.user = user
         self.account: AuthInfo | None = None
         self.deleted: set[int] = set()
-        self.utf8 = False
+        self.utf8 = settings.utf8
         self._pending_user: str | None = None
         self._sasl: _Sasl | None = None
         self._skip_rest = False
@@ -335,11 +379,10 @@ class Pop3Session:
         if self.settings.tls_required and not self.settings.tls:
             return self._out(b"-ERR TLS required to log in.\r\n")
         if not args:
-            return self._out(b"+OK\r\n" + b"".join(m.encode() + b"\r\n" for m in offered)
-                             + b".\r\n")
+            return self._out(INVALID)
         mech = args[0].upper()
         if mech not in offered or mech not in _MECHANISMS:
-            return self._out(b"-ERR Unsupported authentication mechanism.\r\n")
+            return [Log("LOGIN FAILED", "", mech), *self._out(AUTH_FAILED)]
         initial = args[1] if len(args) > 1 else None
         self._sasl = _Sasl(mech)
         if mech == "PLAIN":
@@ -350,7 +393,7 @@ class Pop3Session:
             if initial is not None:
                 return self._sasl_step(initial)
             return self._out(b"+ " + base64.b64encode(b"Username:") + b"\r\n")
-        challenge = f"<{os.getpid()}.{int(time.time())}@{self.settings.hostname}>"
+        challenge = f"<{secrets.token_hex(16).upper()}@{self.settings.hostname}>"
         self._sasl.challenge = base64.b64encode(challenge.encode()).decode()
         return self._out(b"+ " + self._sasl.challenge.encode() + b"\r\n")
 
@@ -358,14 +401,14 @@ class Pop3Session:
         sasl = self._sasl
         assert sasl is not None
         text = text.strip()
-        if text == "*":
-            self._sasl = None
-            return self._out(b"-ERR Authentication cancelled.\r\n")
         try:
+            if text == "*":
+                raise ValueError("cancelled")
             data = base64.b64decode(text, validate=True) if text != "=" else b""
         except (binascii.Error, ValueError):
             self._sasl = None
-            return self._out(b"-ERR Invalid base64 data.\r\n")
+            return [Log("LOGIN FAILED", "", sasl.mech),
+                    *self._out(b"-ERR Authentication aborted.\r\n")]
         if sasl.mech == "LOGIN" and sasl.user is None:
             sasl.user = data.decode("utf-8", "surrogateescape")
             return self._out(b"+ " + base64.b64encode(b"Password:") + b"\r\n")
@@ -373,31 +416,33 @@ class Pop3Session:
         if sasl.mech == "LOGIN":
             user = sasl.user or ""
             return self._login(user, "login",
-                               f"{user}\n{data.decode('utf-8', 'surrogateescape')}\n")
+                               f"{user}\n{data.decode('utf-8', 'surrogateescape')}\n",
+                               failed=AUTH_FAILED)
         if sasl.mech == "PLAIN":
             parts = data.split(b"\0")
             if len(parts) != 3:
-                return self._failed("", [])
-            authzid, user_b, pw_b = parts
+                return self._failed("", AUTH_FAILED)
+            # as Courier: the authorization identity is not checked, authcid logs in
+            _authzid, user_b, pw_b = parts
             user = user_b.decode("utf-8", "surrogateescape")
-            if authzid and authzid != user_b:
-                return self._failed(user, [])
             return self._login(user, "login",
-                               f"{user}\n{pw_b.decode('utf-8', 'surrogateescape')}\n")
+                               f"{user}\n{pw_b.decode('utf-8', 'surrogateescape')}\n",
+                               failed=AUTH_FAILED)
         user = data.decode("utf-8", "surrogateescape").rsplit(" ", 1)[0]
-        return self._login(user, sasl.mech.lower(), f"{sasl.challenge}\n{text}\n")
+        return self._login(user, sasl.mech.lower(), f"{sasl.challenge}\n{text}\n",
+                           failed=AUTH_FAILED)
 
-    def _failed(self, user: str, pre: list[Action]) -> list[Action]:
-        return [*pre, Log("LOGIN FAILED", user), Sleep(self.settings.fail_delay),
-                *self._out(b"-ERR Login failed.\r\n")]
+    def _failed(self, user: str, reply: bytes) -> list[Action]:
+        return [Log("LOGIN FAILED", user), Sleep(self.settings.fail_delay), *self._out(reply)]
 
-    def _login(self, user: str, authtype: str, authdata: str) -> list[Action]:
+    def _login(self, user: str, authtype: str, authdata: str, *,
+               failed: bytes = b"-ERR Login failed.\r\n") -> list[Action]:
         if self._authenticate is None or self._open_mailbox is None:
             return self._out(INVALID)
         try:
             info = self._authenticate(authtype, authdata)
         except AuthFailed:
-            return self._failed(user, [])
+            return self._failed(user, failed)
         except AuthTempFail:
             self.state = State.CLOSED
             return [*self._out(b"-ERR Temporary problem, please try again later\r\n"), Close()]
@@ -418,7 +463,7 @@ class Pop3Session:
 
     def _stls(self, text: str, args: list[str]) -> list[Action]:
         if not self.settings.starttls or self.settings.tls:
-            return self._out(INVALID)
+            return self._out(b"-ERR TLS support not available.\r\n")
         return [*self._out(b"+OK Begin SSL/TLS negotiation now.\r\n"), StartTLS()]
 
     def _utf8_auth(self, text: str, args: list[str]) -> list[Action]:
@@ -472,26 +517,33 @@ class Pop3Session:
         out.append(".\r\n")
         return self._out("".join(out).encode())
 
-    def _read(self, i: int) -> bytes | None:
+    def _read(self, i: int) -> tuple[bytes, int] | None:
+        """The message as this client gets it, and the size to announce."""
         assert self.mailbox is not None
+        msg = self._msgs[i]
         try:
-            return self.mailbox.read(self._msgs[i])
+            data = self.mailbox.read(msg)
         except (MailboxError, OSError):
             return None
+        if msg.utf8 and not self.utf8 and self.settings.unicode_wrap:
+            boundary = f"=_{os.getpid()}-{int(time.time())}"
+            data, extra = unicode_wrapper(data, self.settings.unicode_wrap, boundary)
+            return data, msg.size + extra
+        return data, msg.size
 
     def _retr(self, args: list[str]) -> list[Action]:
         i = self._number(args)
         if i is None:
             return self._out(BAD_NUMBER)
-        data = self._read(i)
-        if data is None:
+        got = self._read(i)
+        if got is None:
             return self._out(b"-ERR Cannot open message: No such file or directory\r\n")
-        msg = self._msgs[i]
+        data, size = got
         assert self.mailbox is not None
-        self.mailbox.mark_seen(msg)
+        self.mailbox.mark_seen(self._msgs[i])
         body = encode_message(data)
         self.retr_bytes += len(data)
-        return self._out(f"+OK {msg.size} octets follow.\r\n".encode() + body + b".\r\n")
+        return self._out(f"+OK {size} octets follow.\r\n".encode() + body + b".\r\n")
 
     def _top(self, args: list[str]) -> list[Action]:
         if len(args) < 2:
@@ -499,10 +551,10 @@ class Pop3Session:
         i = self._number(args)
         if i is None:
             return self._out(BAD_NUMBER)
-        data = self._read(i)
-        if data is None:
+        got = self._read(i)
+        if got is None:
             return self._out(b"-ERR Cannot open message: No such file or directory\r\n")
-        part = top_part(data, _atoi(args[1]))
+        part = top_part(got[0], _atoi(args[1]))
         self.top_bytes += len(part)
         return self._out(b"+OK headers follow.\r\n" + encode_message(part) + b".\r\n")
 

@@ -36,6 +36,9 @@ def inst(instance: Instance) -> Iterator[Instance]:
         time.sleep(0.002)
     instance.make_userdb()
     instance.set_config("pop3d-ssl", POP3_STARTTLS="NO")
+    # byte for byte: no wrapping of the UTF-8 message for these non-UTF8 clients
+    # (test_poplib_unicode_wrapping covers it)
+    instance.set_config("pop3d", MIME_UNICODE_MESSAGE_TYPE="")
     with instance.start_authdaemond():
         yield instance
 
@@ -125,3 +128,24 @@ def test_getmail6(inst: Instance, tmp_path: Path) -> None:
         wait_children(lst)
     got = sorted(_strip_added_headers(m) for m in _received(dest))
     assert got == sorted(BODIES)
+
+
+def test_poplib_unicode_wrapping(inst: Instance) -> None:
+    """With MIME_UNICODE_MESSAGE_TYPE, a client that did not say UTF8 gets Courier's wrapper."""
+    inst.set_config("pop3d", MIME_UNICODE_MESSAGE_TYPE="message/global")
+    with Pop3Listener(inst) as port:
+        p = poplib.POP3("127.0.0.1", port, timeout=10)
+        p.user("erin")
+        p.pass_("erinpw")
+        wrapped = b"\n".join(p.retr(2)[1])
+        assert wrapped.startswith(b"From: Mail Delivery Subsystem <postmaster>\n"
+                                  b"Subject: Cannot display Unicode content\n")
+        assert b"Content-Type: message/global\n\n" + BODIES[1] in wrapped
+        assert b"\n".join(p.retr(1)[1]) + b"\n" == BODIES[0]  # ASCII headers: as is
+        p.quit()
+        p = poplib.POP3("127.0.0.1", port, timeout=10)
+        p.utf8()
+        p.user("erin")
+        p.pass_("erinpw")
+        assert b"\n".join(p.retr(2)[1]) + b"\n" == BODIES[1]
+        p.quit()

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,8 +67,15 @@ def run(prog: str, home: Path, script: bytes, **env: str) -> bytes:
     return proc.stdout
 
 
+WRAPPED_RE = re.compile(rb"\+OK \d+ octets follow\.\r\nFrom: Mail Delivery Subsystem")
+
+
 def norm(data: bytes) -> bytes:
-    return UIDV_RE.sub(rb"\1UIDV", data)
+    """UIDL uidv, and the MIME boundary of a wrapped UTF-8 message (=_<pid>-<time>, whose
+    length also changes the announced size), made comparable."""
+    data = UIDV_RE.sub(rb"\1UIDV", data)
+    data = re.sub(rb"=_\d+-\d+", b"=_PID-TIME", data)
+    return WRAPPED_RE.sub(b"+OK N octets follow.\r\nFrom: Mail Delivery Subsystem", data)
 
 
 def state(home: Path) -> dict[str, bytes]:
@@ -113,9 +123,17 @@ READ_SCRIPT = b"".join(
     ])
 
 
-def test_read_commands_identical(homes: tuple[Path, Path]) -> None:
-    theirs, ours = both(homes, READ_SCRIPT + b"QUIT\r\n")
+@pytest.mark.parametrize("env", [
+    {},
+    # as courierpop3login hands over: a non-UTF8 client gets UTF-8 messages wrapped
+    {"UTF8": "0", "MIME_UNICODE_MESSAGE_TYPE": "message/global"},
+    {"UTF8": "1", "MIME_UNICODE_MESSAGE_TYPE": "message/global"},
+    {"MIME_UNICODE_MESSAGE_TYPE": "message/global"},
+], ids=["plain", "wrap", "utf8-login", "no-utf8-var"])
+def test_read_commands_identical(homes: tuple[Path, Path], env: dict[str, str]) -> None:
+    theirs, ours = both(homes, READ_SCRIPT + b"QUIT\r\n", **env)
     assert b"octets follow" in theirs  # the oracle answered at all
+    assert (b"Cannot display Unicode content" in theirs) == (env.get("UTF8") == "0")
     assert ours.split(b"\r\n") == theirs.split(b"\r\n")
     assert state(homes[1]) == state(homes[0])
 
@@ -196,3 +214,231 @@ def test_old_sizelist_formats_identical(homes: tuple[Path, Path]) -> None:
     theirs, ours = both(homes, b"UIDL\r\nQUIT\r\n")
     assert ours == theirs
     assert state(homes[1]) == state(homes[0])
+
+
+# -- the AUTHORIZATION state: Courier's courierpop3login against our pop3d ------------------
+#
+# Both sit behind the REAL couriertcpd and authenticate through our authdaemond:
+#   couriertcpd PORT courierpop3login courierpop3d Maildir      (Courier)
+#   couriertcpd PORT pop3d --config-dir=ETC Maildir              (ours, logging in itself)
+# with the same pop3d/pop3d-ssl files sourced into the environment.
+
+COURIER_LIB = "/usr/lib/courier/courier"
+VMAIL = 5000
+
+
+class Chain:
+    def __init__(self, root: Path, ports: dict[str, int]) -> None:
+        self.root = root
+        self.ports = ports
+
+
+def _start_chain(root: Path, pop3d_extra: str, ssl_extra: str):  # type: ignore[no-untyped-def]
+    """Generator: yields a Chain; stops everything afterwards."""
+    import contextlib
+    import time
+
+    from authdaemon.passwords import hash_password, hmac_secret
+    from authdaemon.userdb.makeuserdb import build
+    from tests.oracle.courier_auth import courier_namespace, write_authdaemonrc
+    from tests.oracle.test_authdaemon_courier_chain import stop_group, wait_port
+    from tests.support import free_port
+
+    tcpd = require("couriertcpd")
+    login = require(f"{COURIER_LIB}/courierpop3login")
+    require(COURIER_POP3D)
+    openssl = require("openssl")
+    root.chmod(0o755)
+    daemons: list[subprocess.Popen[bytes]] = []
+    servers: list[subprocess.Popen[bytes]] = []
+    etcs = {}
+    try:
+        for which in ("courier", "ours"):  # each with its own homes and authdaemond
+            side = root / which
+            etc, run = side / "etc", side / "run"
+            etc.mkdir(parents=True)
+            for name, extra in (("pop3d", pop3d_extra), ("pop3d-ssl", ssl_extra)):
+                text = Path(f"/etc/courier/{name}").read_text()
+                (etc / name).write_text(text + "\n" + extra + "\n")
+            subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=localhost", "-keyout", str(etc / "key.pem"),
+                            "-out", str(etc / "cert.pem")], check=True, capture_output=True)
+            # GnuTLS (couriertls) wants the traditional RSA key format, then the certificate
+            rsa = subprocess.run([openssl, "rsa", "-traditional", "-in", str(etc / "key.pem")],
+                                 check=True, capture_output=True).stdout
+            (etc / "pop3d.pem").write_bytes(rsa + (etc / "cert.pem").read_bytes())
+            if os.path.exists("/etc/courier/dhparams.pem"):  # couriertls needs it
+                shutil.copy("/etc/courier/dhparams.pem", etc / "dhparams.pem")
+            write_authdaemonrc(etc, authdaemonvar=str(run))
+            lines = []
+            for user, extra in (("erin", ""), ("carol", "|options=disablepop3=1"),
+                                ("dave", "|options=disableinsecurepop3=1"),
+                                ("cram", f"|hmac-md5pw={hmac_secret('cramcram', 'md5')}")):
+                home = side / "vmail" / user
+                for sub in ("tmp", "new", "cur"):
+                    (home / "Maildir" / sub).mkdir(parents=True)
+                for rel, data in MESSAGES.items():
+                    (home / "Maildir" / rel).write_bytes(data)
+                subprocess.run(["chown", "-R", f"{VMAIL}:{VMAIL}", str(home)], check=True)
+                lines.append(f"{user}\tuid={VMAIL}|gid={VMAIL}|home={home}|mail={home}/Maildir"
+                             f"|systempw={hash_password(user + 'pw', 'md5-crypt')}{extra}\n")
+            side.chmod(0o755)
+            (side / "vmail").chmod(0o755)
+            (etc / "userdb").write_text("".join(lines))
+            (etc / "userdb").chmod(0o600)
+            build(etc / "userdb")
+            daemons.append(subprocess.Popen(
+                [str(REPO / ".venv" / "bin" / "authdaemond"), "--config-dir", str(etc)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            deadline = time.monotonic() + 15
+            while not (run / "socket").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            etcs[which] = etc
+        with courier_namespace(etcs["courier"], root / "courier" / "run") as ns:
+            ports = {}
+            for which, prog, conf in (
+                    ("courier", f"{login} {COURIER_POP3D}", "/etc/courier"),
+                    ("ours", f"{OUR_POP3D} --config-dir={etcs['ours']}", etcs["ours"])):
+                port = free_port()
+                script = (f"set -a; . {conf}/pop3d; . {conf}/pop3d-ssl; "
+                          f"COURIERPY_LOGIN_FAIL_DELAY=0.1; exec {tcpd} -address=127.0.0.1 "
+                          f"-nodnslookup -noidentlookup -stderr={root}/{which}.log {port} "
+                          f"{prog} Maildir")
+                servers.append(ns.popen(
+                    ["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin:/usr/lib/courier", "sh", "-c",
+                     script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL))
+                wait_port(port, servers[-1])
+                ports[which] = port
+            yield Chain(root, ports)
+    finally:
+        for proc in servers:
+            stop_group(proc)
+        for daemon in daemons:
+            daemon.terminate()
+            daemon.wait(timeout=15)
+        with contextlib.suppress(OSError):
+            subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+@pytest.fixture(scope="module")
+def chain() -> Iterator[Chain]:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="pop3chain-"))
+    yield from _start_chain(root, 'POP3AUTH="PLAIN LOGIN CRAM-MD5"', "")
+
+
+MULTI = ("CAPA", "LIST", "UIDL", "RETR", "TOP")
+
+
+class Conversation:
+    """One client connection that sends a line and reads exactly its reply."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        self.file = self.sock.makefile("rb")
+        self.transcript = [self.file.readline()]
+
+    def ask(self, line: bytes) -> bytes:
+        self.sock.sendall(line + b"\r\n")
+        words = line.split()
+        first = self.file.readline()
+        reply = first
+        multi = words and words[0].upper().decode() in MULTI and first.startswith(b"+OK") and (
+            len(words) == 1 or words[0].upper() in (b"RETR", b"TOP"))
+        if multi:
+            while True:
+                nxt = self.file.readline()
+                if not nxt:
+                    break
+                reply += nxt
+                if nxt == b".\r\n":
+                    break
+        self.transcript.append(reply)
+        return reply
+
+    def starttls(self) -> None:
+        import ssl
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.file.close()
+        self.sock = ctx.wrap_socket(self.sock)
+        self.file = self.sock.makefile("rb")
+
+    def close(self) -> bytes:
+        self.file.close()
+        self.sock.close()
+        return b"".join(self.transcript)
+
+
+def _cram_challenge_normal(data: bytes) -> bytes:
+    return re.sub(rb"(?m)^\+ P[A-Za-z0-9+/=]{20,}\r$", b"+ <challenge>\r", data)
+
+
+def _same(chain: Chain, steps: list[bytes], *, tls_after: int | None = None) -> bytes:
+    outs = []
+    for which in ("courier", "ours"):
+        c = Conversation(chain.ports[which])
+        for i, step in enumerate(steps):
+            c.ask(step)
+            if tls_after is not None and i == tls_after:
+                c.starttls()
+        outs.append(norm(_cram_challenge_normal(c.close())))
+    assert outs[1].split(b"\r\n") == outs[0].split(b"\r\n")
+    return outs[0]
+
+
+def test_login_stage_identical(chain: Chain) -> None:
+    got = _same(chain, [b"CAPA", b"NOOP", b"STAT", b"USER", b"PASS x", b"APOP erin 0123",
+                        b"AUTH", b"AUTH XYZ", b"AUTH PLAIN", b"*", b"AUTH LOGIN", b"*",
+                        b"AUTH CRAM-MD5", b"*", b"AUTH PLAIN !!!", b"UTF8", b"XYZ", b"",
+                        b"USER erin", b"QUIT"])
+    assert b"SASL PLAIN LOGIN CRAM-MD5\r\nSTLS\r\n" in got
+
+
+@pytest.mark.parametrize("steps", [
+    [b"USER erin", b"PASS erinpw", b"STAT", b"LIST", b"UIDL", b"RETR 2", b"TOP 3 1",
+     b"DELE 1", b"QUIT"],
+    [b"USER carol", b"PASS carolpw"],
+    [b"USER dave", b"PASS davepw"],
+    [b"AUTH PLAIN " + __import__("base64").b64encode(b"x\0erin\0erinpw"), b"STAT", b"QUIT"],
+    [b"AUTH LOGIN", __import__("base64").b64encode(b"erin"),
+     __import__("base64").b64encode(b"erinpw"), b"UIDL", b"QUIT"],
+], ids=["userpass", "disablepop3", "disableinsecure", "plain", "login"])
+def test_logins_identical(chain: Chain, steps: list[bytes]) -> None:
+    _same(chain, steps)
+
+
+def test_failed_logins_identical(chain: Chain) -> None:
+    import base64
+
+    _same(chain, [b"USER erin", b"PASS wrong",
+                  b"AUTH PLAIN " + base64.b64encode(b"\0erin\0bad"), b"QUIT"])
+
+
+def test_stls_identical(chain: Chain) -> None:
+    got = _same(chain, [b"CAPA", b"STLS", b"CAPA", b"STLS", b"USER dave", b"PASS davepw",
+                        b"STAT", b"QUIT"], tls_after=1)
+    assert b"+OK Begin SSL/TLS negotiation now." in got
+    assert got.count(b"STLS\r\n") == 1  # not offered again once TLS is up
+
+
+def test_log_lines_identical(chain: Chain) -> None:
+    import time
+
+    time.sleep(0.3)  # the previous tests' sessions log their LOGOUT after the last reply
+    for which in ("courier", "ours"):
+        (chain.root / f"{which}.log").write_text("")
+    _same(chain, [b"AUTH XYZ", b"USER erin", b"PASS erinpw", b"RETR 1", b"QUIT"])
+    _same(chain, [b"QUIT"])
+    time.sleep(0.3)
+    logs = []
+    for which in ("courier", "ours"):
+        text = (chain.root / f"{which}.log").read_text()
+        text = re.sub(r"port=\[\d+\]", "port=[P]", text)
+        text = re.sub(r"(rcvd|sent|top|retr|time)=\d+", r"\1=N", text)
+        logs.append([ln for ln in text.splitlines() if ln.startswith("INFO:")])
+    assert logs[1] == logs[0]
