@@ -250,12 +250,12 @@ def message_headers(tree: Part):
 def address_text(value: str | list) -> str:
     """An address field as Courier's SEARCH sees it: the addresses re-rendered
     (``Name <box@host>``, groups as ``name: ...;``), comments dropped, names
-    RFC 2047-decoded and without quotes.  *value* is the field's text or its
+    RFC 2047-decoded and without quotes, source routes kept.  *value* is the field's text or its
     already parsed address list."""
     out = ""
     sep = ""
     addrs = parse_address_list(value) if isinstance(value, str) else value
-    for name, _route, box, host in addrs:
+    for name, route, box, host in addrs:
         if box is None:  # group end
             out += ";"
             sep = ", "
@@ -265,6 +265,8 @@ def address_text(value: str | list) -> str:
             sep = " "
             continue
         addr = f"{box}@{host}" if host else box
+        if route:  # a source route stays, as in Courier's mailbox member
+            addr = f"{route}:{addr}"
         out += sep + (decode_text(name).replace('"', "") + f" <{addr}>" if name else addr)
         sep = ", "
     return out

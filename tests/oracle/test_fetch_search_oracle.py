@@ -135,6 +135,32 @@ SIMPLE_ITEMS = [
 
 _STAR = ["*", "UID *", "*:3", "40:*", "UID 40:*", "UID *:39", "NOT *", "OR * 1"]
 
+def _random_programs(count: int, seed: int = 5) -> list[str]:
+    """Random nestings of OR, NOT and parentheses over simple keys."""
+    import random
+
+    rng = random.Random(seed)
+    atoms = ["SEEN", "FLAGGED", "DELETED", "ANSWERED", "DRAFT", "RECENT", "KEYWORD Junk",
+             "KEYWORD $Label1", "LARGER 300", "SMALLER 1000", "SINCE 2-Jan-2024",
+             "SENTSINCE 1-Jan-2024", "FROM example", "SUBJECT e", "TO bob", "BODY body",
+             "TEXT the", "HEADER Content-Type text", "UID 5:20", "3:30", "BODY alpha",
+             "TEXT caf", "CC x", "SUBJECT re", "BODY line", "NOT UID 1:4"]
+
+    def key(depth: int) -> str:
+        r = rng.random()
+        if depth >= 3 or r < 0.4:
+            return rng.choice(atoms)
+        if r < 0.6:
+            inner = key(depth + 1)
+            # Courier refuses "NOT NOT x" (NO Error in IMAP command); RFC 3501 allows it
+            return "NOT " + (f"({inner})" if inner.startswith("NOT ") else inner)
+        if r < 0.85:
+            return f"OR {key(depth + 1)} {key(depth + 1)}"
+        return "(" + " ".join(key(depth + 1) for _ in range(rng.randint(2, 3))) + ")"
+
+    return [" ".join(key(0) for _ in range(rng.randint(1, 2))) for _ in range(count)]
+
+
 SEARCHES: list[tuple[str, tuple[bytes, ...]]] = [
     (q, ()) for q in [
         "ALL", "SEEN", "UNSEEN", "ANSWERED", "UNANSWERED", "DELETED", "UNDELETED",
@@ -167,7 +193,7 @@ SEARCHES: list[tuple[str, tuple[bytes, ...]]] = [
         "SENTON 4-Jan-2024", "HEADER Content-Disposition orig.eml", "TEXT \"\"",
         "HEADER X-Long xxxx", "SUBJECT \"long long\"",
     ]
-] + [
+] + [(q, ()) for q in _random_programs(200, seed=11)] + [
     (f"CHARSET {cs} {key} {{{len(val.encode(cs))}}}", (val.encode(cs),))
     for key, val, cs in [
         ("FROM", "Jürgen", "UTF-8"),

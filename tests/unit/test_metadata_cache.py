@@ -322,3 +322,8 @@ def test_cache_file_replaced_in_place_is_not_trusted(folder) -> None:
         f.write(data)
     assert entries(reader, paths) == want
     assert reader.parsed >= 1
+
+
+def test_address_text_keeps_source_routes() -> None:
+    assert address_text("<@relay.example,@other.example:routed@example.com>") == (
+        "@relay.example,@other.example:routed@example.com")
