@@ -72,6 +72,9 @@ class SelectedMailbox:
         self.uidnext = 1
         self.flag_words: tuple[str, ...] = ()
         self.command = "SELECT"
+        self._cur = path / "cur"
+        self._cur_prefix = str(self._cur) + os.sep
+        self._dates: dict[int, float] = {}
         #: messages this process moved from new/: \\Recent for this session (kept
         #: across re-SELECTs by the same process, as Courier does)
         self.recent = recent if recent is not None else set()
@@ -193,11 +196,17 @@ class SelectedMailbox:
     # -- lookups -------------------------------------------------------------------
 
     def file_path(self, entry: Entry) -> Path:
-        return self.path / "cur" / entry.filename
+        return self._cur / entry.filename
 
     def internaldate(self, entry: Entry) -> float:
+        """The message's mtime, kept per UID (renames for flags keep it)."""
+        when = self._dates.get(entry.uid)
+        if when is not None:
+            return when
         try:
-            return os.stat(self.file_path(entry)).st_mtime
+            when = self._dates[entry.uid] = os.stat(
+                self._cur_prefix + entry.filename).st_mtime
+            return when
         except FileNotFoundError:
             try:
                 name = self.store._current_name(entry.basename, refresh=True)

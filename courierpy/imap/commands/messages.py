@@ -296,13 +296,14 @@ def _apply(current: str, letters: str, mode: str, rights: str) -> str:
 # -- FETCH ----------------------------------------------------------------------------
 
 
-def _view(mbox, i: int, e: Entry):
+def _view(mbox, i: int, e: Entry, *, dates: bool = True):
+    """What FETCH and SEARCH know of message *i*; *dates* False skips the stat."""
     from courierpy.imap.fetch import MessageView
 
-    path = mbox.file_path(e)
-    return MessageView(seq=i + 1, uid=e.uid, path=path, basename=e.basename,
-                       flags=flag_list(e), internaldate=mbox.internaldate(e),
-                       size=names.parse(e.filename).size)
+    return MessageView(seq=i + 1, uid=e.uid, path=mbox.file_path(e), basename=e.basename,
+                       flags=flag_list(e),
+                       internaldate=mbox.internaldate(e) if dates else 0.0,
+                       size=names.size_of(e.filename))
 
 
 def _cache(session, mbox):
@@ -327,6 +328,7 @@ def fetch(session, cmd: Command) -> None:
     if a.uid and "UID" not in names_asked:
         atts = (FetchAtt("UID"), *atts)
     seen = not mbox.readonly and "s" in mbox.rights and any(x.sets_seen for x in atts)
+    dates = "INTERNALDATE" in names_asked
     cache = _cache(session, mbox)
     for i in idx:
         e = mbox.entries[i]
@@ -340,10 +342,13 @@ def fetch(session, cmd: Command) -> None:
             except MessageGone:
                 pass
         try:
-            items = render_fetch(_view(mbox, i, e), atts, cache)
+            items = render_fetch(_view(mbox, i, e, dates=dates), atts, cache)
         except (FileNotFoundError, MessageGone):
             continue
-        session.untagged(i + 1, Atom("FETCH"), _Items(items))
+        if all(type(x) is bytes for x in items):
+            session.send(b"* %d FETCH (%s)\r\n" % (i + 1, b" ".join(items)))
+        else:
+            session.untagged(i + 1, Atom("FETCH"), _Items(items))
         if add_flags:  # Courier reports the implicit \Seen in a FETCH of its own
             session.untagged(i + 1, Atom("FETCH"), (Atom("FLAGS"),
                                                      tuple(Atom(f) for f in flag_list(e))))
@@ -372,7 +377,10 @@ def search(session, cmd: Command) -> None:
 
     mbox = session.selected
     prog = cmd.args.program
-    msgs = [_view(mbox, i, e) for i, e in enumerate(mbox.entries)]
+    from courierpy.imap.fetchatts import FetchNeeds
+
+    dates = bool(prog.key.needs & FetchNeeds.INTERNALDATE)
+    msgs = [_view(mbox, i, e, dates=dates) for i, e in enumerate(mbox.entries)]
     cache = _cache(session, mbox)
     max_uid = mbox.entries[-1].uid if mbox.entries else 0
     found = run_search(msgs, prog.key, cache, charset=prog.charset or "UTF-8",
