@@ -86,18 +86,15 @@ def _sort_key(filename: str) -> tuple[int, str]:
 
 def crlf_stats(path: Path) -> tuple[int, int]:
     """(CRLF size, 1 if the header block holds 8-bit bytes else 0) of a message file."""
-    size = 0
-    utf8 = 0
-    in_header = True
     with open(path, "rb") as f:
-        for line in f:
-            size += len(line) + (1 if line.endswith(b"\n") else 0)
-            if in_header:
-                if line == b"\n":
-                    in_header = False
-                elif not utf8 and not line.isascii():
-                    utf8 = 1
-    return size, utf8
+        data = f.read()
+    # the header ends at the first empty line, "\r\n" counting as empty (observed)
+    if data.startswith((b"\n", b"\r\n")):
+        header = b""
+    else:
+        ends = [i for i in (data.find(b"\n\n"), data.find(b"\n\r\n")) if i >= 0]
+        header = data[: min(ends)] if ends else data
+    return len(data) + data.count(b"\n"), 0 if header.isascii() else 1
 
 
 def _read_sizelist(path: Path) -> tuple[int, int, int, dict[str, _Entry]] | None:

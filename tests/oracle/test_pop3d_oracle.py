@@ -38,6 +38,10 @@ MESSAGES = {
     "cur/1700000010.M1P1.host,S=13:2,": b"Subject: x\n\n\n",
     "new/1700000011.M1P1.host": b"\nbody without header\n.\n",
 }
+# Where the header ends for the UTF-8 flag: a leading empty line, a CRLF empty line.
+MESSAGES["cur/1700000020.M1P1.host:2,"] = b"\nSubject: x\xc3\xa9\n\nbody\n"
+MESSAGES["cur/1700000021.M1P1.host:2,"] = b"Subject: x\r\n\r\nX-Y: \xc3\xa9\n\nbody\n"
+MESSAGES["cur/1700000022.M1P1.host:2,"] = b"Subject: x\r\nX-Y: \xc3\xa9\r\n\r\nbody\n"
 # Six body lines, for TOP n 5 / TOP n 2 cut points.
 MESSAGES["new/1700000012.M1P1.host"] = b"Subject: long\nTo: t@x\n\n" + b"".join(
     b"line %d\n" % i for i in range(1, 9))
@@ -111,12 +115,12 @@ def both(homes: tuple[Path, Path], script: bytes, **env: str) -> tuple[bytes, by
 READ_SCRIPT = b"".join(
     line + b"\r\n" for line in [
         b"STAT", b"LIST", b"UIDL", b"CAPA", b"NOOP",
-        *[b"LIST %d" % i for i in range(0, 11)],
-        *[b"UIDL %d" % i for i in range(0, 11)],
-        *[b"TOP %d 0" % i for i in range(1, 10)],
-        *[b"TOP %d 5" % i for i in range(1, 10)],
-        *[b"TOP %d 2" % i for i in range(1, 10)],
-        *[b"RETR %d" % i for i in range(1, 10)],
+        *[b"LIST %d" % i for i in range(0, 14)],
+        *[b"UIDL %d" % i for i in range(0, 14)],
+        *[b"TOP %d 0" % i for i in range(1, 13)],
+        *[b"TOP %d 5" % i for i in range(1, 13)],
+        *[b"TOP %d 2" % i for i in range(1, 13)],
+        *[b"RETR %d" % i for i in range(1, 13)],
         b"TOP 1", b"TOP 1 x", b"TOP 9 -1", b"LIST abc", b"LIST 1 2", b"RETR", b"DELE",
         b"uidl 2", b"list", b"", b"   ", b"XYZ", b"LAST", b"APOP erin 0123", b"USER erin",
         b"PASS x", b"STLS", b"AUTH", b"AUTH PLAIN", b"UTF8", b"STAT",
@@ -149,9 +153,9 @@ def test_dele_state_identical(homes: tuple[Path, Path], quit_: bool) -> None:
     before = state(homes[0])
     assert state(homes[1]) == before
     if quit_:
-        assert len([k for k in before if k.startswith("cur/")]) == 6
+        assert len([k for k in before if k.startswith("cur/")]) == len(MESSAGES) - 3
     else:
-        assert len([k for k in before if k.startswith("cur/")]) == 9
+        assert len([k for k in before if k.startswith("cur/")]) == len(MESSAGES)
 
 
 def test_access_options_identical(homes: tuple[Path, Path]) -> None:
