@@ -535,3 +535,28 @@ def test_time_zone_matches_courier(tmp_path, monkeypatch) -> None:
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_double_not_refused_by_courier_accepted_by_us(tmp_path) -> None:
+    """Courier answers ``SEARCH NOT NOT SEEN`` with NO (its parser refuses a NOT
+    right after NOT); RFC 3501 allows it and we evaluate it (docs/differences.md
+    "SEARCH NOT NOT")."""
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    (md / "cur" / "1.M1P1.h:2,S").write_bytes(b"Subject: x\n\nx\n")
+    (md / "cur" / "2.M2P1.h:2,").write_bytes(b"Subject: y\n\ny\n")
+    with CourierImapd(tmp_path, user="testuser") as imap:
+        imap.command("EXAMINE INBOX")
+        _, tagged = imap.command("SEARCH NOT NOT SEEN", check=False)
+        assert " NO " in tagged
+        untagged, _ = imap.command("SEARCH NOT (NOT SEEN)")
+        assert untagged == ["* SEARCH 1"]
+    state = Maildir(md).scan(move_new=False)
+    views = [MessageView(i, m.uid, md / "cur" / m.filename, m.basename,
+                         imap_flags(m.flags, (), False), 0.0, m.size)
+             for i, m in enumerate(state.messages, 1)]
+    for q in (b"NOT NOT SEEN", b"NOT (NOT SEEN)"):
+        found = search(views, _parse(b"SEARCH " + q).program.key, MetadataCache(md),
+                       max_uid=2, max_seq=2)
+        assert [v.seq for v in found] == [1]
