@@ -139,7 +139,12 @@ class SelectedMailbox:
 
     def report(self, session, *, expunge: bool = True) -> None:
         """Re-read the folder and send what changed since the last report."""
-        fresh = self._read()
+        if not self._cur.is_dir():
+            return  # deleted under us: keep the last view, as Courier does
+        try:
+            fresh = self._read()
+        except FileNotFoundError:
+            return
         by_uid = {e.uid: e for e in fresh}
         old = self.entries
         kept: list[Entry] = []

@@ -557,3 +557,23 @@ def test_shared_folders_match_courier(tmp_path):
         got[side] = transcript
     diffs = [(t, o) for t, o in zip(got["theirs"], got["ours"], strict=True) if t != o]
     assert not diffs, "\n".join(f"courier: {t}\nours:    {o}" for t, o in diffs)
+
+
+def test_folder_deleted_under_a_session_matches_courier(tmp_path):
+    got = {}
+    for side, cls in (("theirs", CourierImapd), ("ours", OurImapd)):
+        home = tmp_path / side
+        for sub in ("tmp", "new", "cur"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        env = {"IMAP_MAILBOX_SANITY_CHECK": "0"}
+        out = []
+        with cls(home, extra_env=env) as a, cls(home, extra_env=env) as b:
+            a.command("CREATE INBOX.X")
+            a.command("APPEND INBOX.X {3}", b"abc")
+            for who, text in ((a, "SELECT INBOX.X"), (b, "DELETE INBOX.X"), (a, "NOOP"),
+                              (a, "FETCH 1 FLAGS"), (a, "STATUS INBOX.X (MESSAGES)"),
+                              (a, "SELECT INBOX")):
+                untagged, tagged = who.command(text, check=False)
+                out.append(_normalise([*untagged, tagged]))
+        got[side] = out
+    assert got["ours"] == got["theirs"]
