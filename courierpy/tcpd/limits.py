@@ -7,9 +7,9 @@ Observed on Courier's couriertcpd:
 - every accepted connection takes a slot first, then the access file and the
   per-address limits are checked; a refused one is closed by a short-lived
   child and its slot is free when that child has been reaped;
-- ``WARN: <n> active connections.`` is logged the first time the count
-  reaches the warn level, ``ALERT: <max> maximum active connections.`` the
-  first time it reaches ``-maxprocs`` (each once per process);
+- ``ALERT: <max> maximum active connections.`` is logged the first time the
+  count reaches ``-maxprocs``, ``WARN: <n> active connections.`` the first
+  time it reaches the warn level below that (each once per process);
 - over ``-maxperip`` (or the access file's ``MAXCPERIP``) the connection is
   closed with nothing sent and ``ALERT: Maximum connection limit reached for
   <ip>`` is logged; over ``-maxperc`` (same /24) it is closed, nothing logged.
@@ -60,12 +60,13 @@ class Slots:
         """A connection was accepted: take a slot; the log lines to write."""
         self.active += 1
         lines: list[str] = []
-        if not self.warned and self.active >= self.limits.warn:
+        if self.active >= self.limits.maxprocs:
+            if not self.alerted:
+                self.alerted = True
+                lines.append(f"ALERT: {self.limits.maxprocs} maximum active connections.")
+        elif not self.warned and self.active >= self.limits.warn:
             self.warned = True
             lines.append(f"WARN: {self.active} active connections.")
-        if not self.alerted and self.active >= self.limits.maxprocs:
-            self.alerted = True
-            lines.append(f"ALERT: {self.limits.maxprocs} maximum active connections.")
         return lines
 
     def give_back(self) -> None:

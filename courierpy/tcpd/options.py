@@ -53,7 +53,7 @@ class TcpdOptions:
     listen: int | None = None
     maxperc: int | None = None
     maxperip: int | None = None
-    maxprocs: int = 64
+    maxprocs: int = 40
     warn: int | None = None
     nodnslookup: bool = False
     noidentlookup: bool = False
@@ -71,8 +71,13 @@ class TcpdOptions:
 
     @property
     def warn_level(self) -> int:
-        """``-warn``, else 90% of ``-maxprocs`` (rounded down), as Courier."""
-        return self.warn if self.warn is not None else self.maxprocs * 9 // 10
+        """``-warn``, else Courier's default: ``maxprocs - maxprocs/10 - 1``.
+
+        (Its manual says 90%; measured: 35 for 40, 17 for 20, 8 for 10, 3 for 4.)
+        """
+        if self.warn is not None:
+            return self.warn
+        return self.maxprocs - self.maxprocs // 10 - 1
 
 
 def _atoi(text: str) -> int:

@@ -690,3 +690,26 @@ def test_daemon_children_get_only_their_descriptors(tmp_path: Path) -> None:
         os.close(stray_r)
         os.close(stray_w)
     assert results["ours"] == results["courier"] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("maxprocs", [None, "1", "2", "10", "20"])
+def test_default_warn_level_and_maxprocs(maxprocs: str | None, tmp_path: Path) -> None:
+    """Courier's default -warn is maxprocs - maxprocs/10 - 1 (not the 90% of its manual)."""
+    n = int(maxprocs or 40) + 2
+    sources = [f"127.0.{i // 200}.{i % 200 + 1}" for i in range(n)]
+    results = {}
+    for name, exe in implementations().items():
+        opts = ["-nodnslookup", "-noidentlookup"] + ([f"-maxprocs={maxprocs}"] if maxprocs else [])
+        with running(exe, opts, [_holder(tmp_path)], tmp_path) as t:
+            socks = [connect(t.port, src) for src in sources]
+            answered = 0
+            for s in socks:
+                if first_reply(s, 0.5 if answered < n - 2 else 0.3) != "hi\n":
+                    break
+                answered += 1
+            log = t.log()
+            for s in socks:
+                s.close()
+        results[name] = (answered, log)
+    assert results["ours"] == results["courier"]
+    assert results["ours"][0] == n - 2

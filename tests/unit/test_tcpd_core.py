@@ -116,7 +116,8 @@ def test_slots_log_once_and_release() -> None:
 def test_options() -> None:
     o = parse_args("tcpd", ["-maxprocs=10", "-nodnslookup", "-address=127.0.0.1",
                             "143,993", "/bin/prog", "-x", "arg"])
-    assert (o.maxprocs, o.warn_level, o.nodnslookup) == (10, 9, True)
+    assert (o.maxprocs, o.warn_level, o.nodnslookup) == (10, 8, True)
+    assert parse_args("t", ["1", "p"]).warn_level == 35  # default -maxprocs 40
     assert (o.portlist, o.program, o.args) == ("143,993", "/bin/prog", ["-x", "arg"])
     assert parse_portlist(o.portlist, o.address) == [Listen("127.0.0.1", 143),
                                                      Listen("127.0.0.1", 993)]
