@@ -52,7 +52,7 @@ class TcpdOptions:
     user: str | None = None
     listen: int | None = None
     maxperc: int | None = None
-    maxperip: int | None = None
+    maxperip: int | None = 4  # Courier's default (measured)
     maxprocs: int = 40
     warn: int | None = None
     nodnslookup: bool = False

@@ -713,3 +713,13 @@ def test_default_warn_level_and_maxprocs(maxprocs: str | None, tmp_path: Path) -
         results[name] = (answered, log)
     assert results["ours"] == results["courier"]
     assert results["ours"][0] == n - 2
+
+
+def test_default_maxperip_is_four(tmp_path: Path) -> None:
+    results = {}
+    for name, exe in implementations().items():
+        (tmp_path / name).mkdir()
+        results[name] = _sequence(exe, ["-nodnslookup", "-noidentlookup"], tmp_path / name,
+                                  ["127.0.0.1"] * 6 + ["127.0.0.2"])
+    assert results["ours"] == results["courier"]
+    assert [r for _, r in results["ours"][0]] == ["hi\n"] * 4 + ["closed"] * 2 + ["hi\n"]
