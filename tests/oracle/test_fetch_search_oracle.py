@@ -184,7 +184,9 @@ SEARCHES: list[tuple[str, tuple[bytes, ...]]] = [
         "TEXT delta", "TEXT X-Custom", "TEXT multi", "TEXT hello", "TEXT \"Content-Type\"",
         "TEXT kilo", "TEXT lunch", "TEXT hidden", "BODY hidden", "TEXT foobar",
         "SUBJECT foobar", "SUBJECT \"foo bar\"", "TEXT tail", "SUBJECT plaintail",
-        "TEXT visible", "HEADER X-Note hidden",
+        "TEXT visible", "HEADER X-Note hidden", "SUBJECT bad", "SUBJECT end", "FROM me",
+        "BODY nul", "BODY \"carriage return\"", "TEXT caf", "HEADER content-description caf",
+        "SUBJECT \"rfc 2231\"", "HEADER Content-Type name.txt", "BODY abc", "TEXT YWJj",
         "OR FROM alice SUBJECT offers", "NOT OR SEEN FLAGGED", "(SEEN FLAGGED) NOT DELETED",
         "OR (KEYWORD $Label1 LARGER 400) (NOT SEEN SMALLER 200)",
         "NOT (OR BODY alpha TEXT hello)", "OR OR DRAFT DELETED ANSWERED",
@@ -215,6 +217,10 @@ SEARCHES: list[tuple[str, tuple[bytes, ...]]] = [
         ("BODY", "ПРИВЕТ мир", "UTF-8"),
         ("SUBJECT", "привет", "KOI8-R"),
         ("BODY", "мир", "KOI8-R"),
+        ("FROM", "näme", "UTF-8"),
+        ("HEADER Content-Description", "café", "UTF-8"),
+        ("BODY", "Grüße", "UTF-8"),
+        ("TEXT", "grüsse", "UTF-8"),
     ]
 ]
 
