@@ -332,7 +332,10 @@ class TcpdServer:
         """In the forked child: finish the environment, set up fds 0-2, exec."""
         code = 1
         try:
-            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+            # the dispositions Courier's children get: Python ignores SIGPIPE and
+            # SIGXFSZ, Courier catches SIGINT; each is default after exec there
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE,
+                        signal.SIGXFSZ, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
             for s in self.listeners:

@@ -723,3 +723,27 @@ def test_default_maxperip_is_four(tmp_path: Path) -> None:
                                   ["127.0.0.1"] * 6 + ["127.0.0.2"])
     assert results["ours"] == results["courier"]
     assert [r for _, r in results["ours"][0]] == ["hi\n"] * 4 + ["closed"] * 2 + ["hi\n"]
+
+
+def test_child_signal_dispositions(tmp_path: Path) -> None:
+    """The program starts with the signal mask and ignored signals Courier's would give it
+    (started here the way a shell starts a background job: SIGINT and SIGQUIT ignored)."""
+    results = {}
+    for name, exe in implementations().items():
+        port = free_port()
+        proc = subprocess.Popen(
+            [exe, "-nodnslookup", "-noidentlookup", str(port),
+             "/bin/grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=BASE_ENV, start_new_session=True,
+            preexec_fn=lambda: [signal.signal(sig, signal.SIG_IGN)
+                                for sig in (signal.SIGINT, signal.SIGQUIT)])
+        try:
+            wait_listening(port, proc)
+            s = connect(port)
+            results[name] = read_all(s)
+            s.close()
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert results["ours"] == results["courier"]
