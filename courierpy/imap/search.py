@@ -119,6 +119,7 @@ class _Search:
         self.max_uid = max_uid
         self._ranges: dict[int, list[tuple[int, int]]] = {}
         self._needles: dict[int, str] = {}
+        self._order: dict[int, tuple[SearchKey, ...]] = {}
         self.msg: MessageView | None = None
         self._text: tuple[str, list[str]] | None = None  # (headers, bodies)
         self._raw: bytes | None = None  # the message file, once a TEXT/BODY key needs it
@@ -135,6 +136,13 @@ class _Search:
             got = self._ranges[id(key)] = key.seqset.merged(largest)
         return got
 
+    def ordered(self, node: And | Or, keys: tuple[SearchKey, ...]) -> tuple[SearchKey, ...]:
+        """*keys* cheapest first (computed once per node)."""
+        got = self._order.get(id(node))
+        if got is None:
+            got = self._order[id(node)] = tuple(sorted(keys, key=_cost))
+        return got
+
     def meta(self):
         assert self.msg is not None
         return self.cache.search_data(self.msg.path, self.msg.basename)
@@ -148,9 +156,9 @@ class _Search:
             want = key.flag.lower()
             return any(f.lower() == want for f in msg.flags)
         if isinstance(key, And):
-            return all(self.match(k) for k in sorted(key.keys, key=_cost))
+            return all(self.match(k) for k in self.ordered(key, key.keys))
         if isinstance(key, Or):
-            a, b = sorted((key.left, key.right), key=_cost)
+            a, b = self.ordered(key, (key.left, key.right))
             return self.match(a) or self.match(b)
         if isinstance(key, Not):
             return not self.match(key.key)
