@@ -439,7 +439,7 @@ def daemonize(pidfile: str, keep: set[int]) -> None:
     pid = os.fork()
     if pid:
         os._exit(0)
-    os.setsid()
+    os.setpgrp()  # a process group of its own, in the same session (as Courier's)
     for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
         fd = int(name)
         if fd > 2 and fd not in keep:

@@ -354,7 +354,9 @@ def test_pidfile_stop_restart(tmp_path: Path) -> None:
         try:
             st = {"pidtext": pidfile.read_text() == f"{pid}\n",
                   "lock": (tmp_path / f"{name}.pid.lock").exists(),
-                  "lockmode": oct((tmp_path / f"{name}.pid.lock").stat().st_mode & 0o777)}
+                  "lockmode": oct((tmp_path / f"{name}.pid.lock").stat().st_mode & 0o777),
+                  "own_pgrp": os.getpgid(pid) == pid,
+                  "same_session": os.getsid(pid) == os.getsid(0)}
             # a second instance with the same pid file quietly does nothing
             again = subprocess.run([exe, f"-pid={pidfile}", str(free_port()), holder],
                                    env=BASE_ENV, timeout=10)
