@@ -577,3 +577,37 @@ def test_folder_deleted_under_a_session_matches_courier(tmp_path):
                 out.append(_normalise([*untagged, tagged]))
         got[side] = out
     assert got["ours"] == got["theirs"]
+
+
+OUTBOX_MSG = (b"From: frank@example.com\r\nTo: someone@example.org\r\nBcc: hidden@example.org\r\n"
+              b"Subject: outbox test\r\n\r\nhello\r\n")
+
+
+def test_outbox_sends_as_courier(tmp_path):
+    """OUTBOX=.Outbox: APPEND and COPY there also run $SENDMAIL; same arguments and input."""
+    got = {}
+    for side, cls in (("theirs", CourierImapd), ("ours", OurImapd)):
+        home = tmp_path / side
+        for sub in ("tmp", "new", "cur"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        log = home / "sent"
+        log.mkdir()
+        script = home / "sendmail"
+        script.write_text(f'#!/bin/sh\nn=$(ls {log} | wc -l)\necho "$@" > {log}/$n.args\n'
+                          f"cat > {log}/$n.in\n")
+        script.chmod(0o755)
+        env = {"IMAP_MAILBOX_SANITY_CHECK": "0", "OUTBOX": ".Outbox", "SENDMAIL": str(script)}
+        out = []
+        with cls(home, user="frank", extra_env=env) as imap:
+            for text, lits in [("CAPABILITY", ()), ("CREATE INBOX.Outbox", ()),
+                               (f"APPEND INBOX.Outbox {{{len(OUTBOX_MSG)}}}", (OUTBOX_MSG,)),
+                               (f"APPEND INBOX {{{len(OUTBOX_MSG)}}}", (OUTBOX_MSG,)),
+                               ("SELECT INBOX", ()), ("COPY 1 INBOX.Outbox", ()),
+                               ("STATUS INBOX.Outbox (MESSAGES)", ())]:
+                untagged, tagged = imap.command(text, *lits, check=False)
+                out.append(_normalise([*untagged, tagged]))
+        sent = sorted(log.iterdir())
+        out.append([(p.name, p.read_bytes()) for p in sent])
+        got[side] = out
+    assert got["ours"] == got["theirs"]
+    assert len(got["ours"][-1]) == 4

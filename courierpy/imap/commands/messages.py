@@ -146,9 +146,39 @@ def append(session, cmd: Command) -> None:
     base = names.basename(path.name)
     if kws:
         kwmod.set_keywords(upload.folder, base, kws)
+    if is_outbox(session, upload.folder):
+        send_outbox(session, [path])
     uidvalidity, uids = register(upload.folder, [base])
     session.send(Tagged(cmd.tag, "OK", texts.APPEND_OK,
                         ResponseCode(RespCode.APPENDUID, (uidvalidity, uids[base]))))
+
+
+def is_outbox(session, folder: Path) -> bool:
+    """OUTBOX (e.g. ``.Outbox``): messages stored there are also mailed."""
+    box = session.settings.outbox
+    return bool(box) and folder == Path(session.account.maildir) / box
+
+
+def send_outbox(session, paths: list[Path]) -> None:
+    """Mail stored messages as Courier does: ``$SENDMAIL -oi -t -f <user>``, with
+    ``$HEADERFROM: <user>`` (default X-IMAP-Sender) put in front."""
+    import subprocess
+
+    extra = session.settings.extra
+    sendmail = extra.get("SENDMAIL") or "/usr/sbin/sendmail"
+    header = extra.get("HEADERFROM") or "X-IMAP-Sender"
+    user = session.account.name
+    for path in paths:
+        with open(path, "rb") as f:
+            data = f"{header}: {user}\n".encode() + f.read()
+        try:
+            r = subprocess.run([sendmail, "-oi", "-t", "-f", user], input=data,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300,
+                               check=False)
+        except OSError:
+            raise Refused("Unable to send message.") from None
+        if r.returncode != 0:
+            raise Refused("Unable to send message.")
 
 
 def register(folder: Path, bases: list[str]) -> tuple[int, dict[str, int]]:
@@ -410,6 +440,9 @@ def copy(session, cmd: Command) -> None:
     if "i" not in my_rights(session, name):
         raise Refused(texts.NO_SUCH_MAILBOX)
     idx = targets(session, a.seqset, a.uid)
+    outbox = is_outbox(session, path)
+    if outbox and len(idx) > 1 and not session.settings.extra.get("OUTBOX_MULTIPLE_SEND"):
+        raise Refused("Only one message may be sent at a time.")
     target = Maildir(path, env_quota=session.settings.extra.get("MAILDIRQUOTA"))
     session.uniq_next = getattr(session, "uniq_next", 0)
     done: list[tuple[int, str]] = []
@@ -430,6 +463,8 @@ def copy(session, cmd: Command) -> None:
             continue
         session.uniq_next += 1
         base = names.basename(newpath.name)
+        if outbox:
+            send_outbox(session, [newpath])
         if e.keywords:
             kwmod.set_keywords(path, base, e.keywords)
         done.append((e.uid, base))
