@@ -2,20 +2,24 @@
 
 It lays out a config directory (the repo's etc/courier with a few overrides),
 a userdb with the user ``demo`` (password ``demo``), a Maildir with a few
-messages delivered through ``deliverquota``, and starts our authdaemond. It
-then prints how to try it and runs until Ctrl-C. Everything is done with the
+messages delivered through ``deliverquota``, and starts our authdaemond, and
+imapd and pop3d behind couriertcpd on loopback ports. It then prints how to
+connect a mail client and runs until Ctrl-C. Everything is done with the
 project's own commands, as an administrator would do it.
 
     scripts/demo              # run until Ctrl-C
-    scripts/demo --check      # set up, check that login works, stop (used by the tests)
+    scripts/demo --check      # set up, log in over IMAP and POP3, stop (used by the tests)
 """
 
 from __future__ import annotations
 
 import argparse
+import imaplib
 import os
+import poplib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -89,50 +93,99 @@ def set_up(root: Path) -> tuple[Path, Path]:
     return confdir, authvar
 
 
-def wait_for_socket(path: Path, proc: subprocess.Popen[bytes]) -> None:
+def spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+    """Start a server in its own session: Ctrl-C reaches the demo, which stops it."""
+    return subprocess.Popen(cmd, start_new_session=True)
+
+
+def wait_for(what: str, ready, procs: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 15
-    while not path.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            sys.exit("demo: authdaemond did not start")
+    while not ready():
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            sys.exit(f"demo: {what} did not start")
         time.sleep(0.05)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def pick_port(preferred: int) -> int:
+    if port_free(preferred):
+        return preferred
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_clients(imap_port: int, pop3_port: int) -> None:
+    """Log in as a mail client would, over IMAP and POP3."""
+    imap = imaplib.IMAP4("127.0.0.1", imap_port)
+    imap.login("demo", "demo")
+    typ, data = imap.select("INBOX")
+    assert typ == "OK" and data == [str(len(MESSAGES)).encode()], (typ, data)
+    imap.logout()
+    pop = poplib.POP3("127.0.0.1", pop3_port)
+    pop.user("demo")
+    pop.pass_("demo")
+    count, _ = pop.stat()
+    assert count == len(MESSAGES), count
+    pop.quit()
+    print(f"IMAP and POP3 logins as demo work: {len(MESSAGES)} messages in INBOX.")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="set up, check a login, and stop")
+    parser.add_argument("--check", action="store_true", help="set up, check logins, and stop")
     parser.add_argument("--dir", help="where to build the instance (default: a new temp dir)")
+    parser.add_argument("--imap-port", type=int, default=14143)
+    parser.add_argument("--pop3-port", type=int, default=14110)
     args = parser.parse_args()
 
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="courierpy-demo-"))
     confdir, authvar = set_up(root)
-    daemon = subprocess.Popen([str(BIN / "authdaemond"), "--config-dir", str(confdir)])
+    conf = ["--config-dir", str(confdir)]
+    imap_port, pop3_port = pick_port(args.imap_port), pick_port(args.pop3_port)
+    tcpd = [str(BIN / "couriertcpd"), "-address=127.0.0.1", "-nodnslookup", "-noidentlookup"]
+    procs = [spawn([str(BIN / "authdaemond"), *conf])]
     try:
-        wait_for_socket(authvar / "socket", daemon)
-        print(run("authtest", "--config-dir", str(confdir), "demo", "demo"))
+        wait_for("authdaemond", (authvar / "socket").exists, procs)
+        procs.append(spawn([*tcpd, str(imap_port), str(BIN / "imapd"), *conf]))
+        procs.append(spawn([*tcpd, str(pop3_port), str(BIN / "pop3d"), *conf]))
+        wait_for("imapd", lambda: not port_free(imap_port), procs)
+        wait_for("pop3d", lambda: not port_free(pop3_port), procs)
+        print(run("authtest", *conf, "demo", "demo"))
+        check_clients(imap_port, pop3_port)
         if args.check:
             return 0
         activate = f"COURIER_CONFDIR={confdir}"
+        maildir = root / "vmail/demo/Maildir"
         print(
-            f"courierpy demo instance in {root}\n"
-            f"  authdaemond socket: {authvar / 'socket'}\n"
-            f"  user demo, password demo, Maildir {root / 'vmail/demo/Maildir'}\n\n"
-            "Try it:\n"
+            f"\ncourierpy demo instance in {root}\n"
+            f"  IMAP  127.0.0.1:{imap_port}   POP3  127.0.0.1:{pop3_port}   (no TLS)\n"
+            f"  user demo, password demo, Maildir {maildir}\n\n"
+            "Point a mail client at those ports (account demo / demo), or try:\n"
+            f"  python3 -c \"import imaplib; m=imaplib.IMAP4('127.0.0.1',{imap_port}); "
+            f"m.login('demo','demo'); print(m.select('INBOX'))\"\n"
             f"  {activate} {BIN}/authtest demo demo\n"
-            f"  {activate} {BIN}/authenumerate -o\n"
-            f"  {BIN}/maildirkw -L {root / 'vmail/demo/Maildir'}\n"
-            f"  echo 'Subject: hi' | {BIN}/deliverquota {root / 'vmail/demo/Maildir'}\n\n"
-            "imapd and pop3d join this demo when they land (see the project's issues).\n"
+            f"  echo 'Subject: hi' | {BIN}/deliverquota {maildir}\n\n"
             "Ctrl-C stops the demo."
         )
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        daemon.wait()
-        return daemon.returncode or 0
+        procs[0].wait()
+        return procs[0].returncode or 0
     except KeyboardInterrupt:
         return 0
     finally:
-        if daemon.poll() is None:
-            daemon.terminate()
-            daemon.wait(10)
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 if __name__ == "__main__":
