@@ -574,8 +574,32 @@ def _field(data: bytes) -> bytes:
 
 def _unfield(data: bytes) -> bytes:
     if data[:1] == b"\x01":
-        return base64.b64decode(data[1:], validate=True)
+        return _check_wire(base64.b64decode(data[1:], validate=True))
+    if b"\r" in data:
+        raise CacheCorrupt("CR in a plain wire field")
     return data
+
+
+_LITERAL = re.compile(rb"\{(\d{1,10})\}\r\n")
+
+
+def _check_wire(data: bytes) -> bytes:
+    """*data* if every CR and LF in it belongs to a literal (``{n}\\r\\n`` and its n
+    bytes): a cache file written by someone else must not be able to put
+    protocol lines into our responses."""
+    pos = 0
+    while True:
+        cr = data.find(b"\r", pos)
+        lf = data.find(b"\n", pos)
+        nxt = min(x for x in (cr, lf, len(data)) if x >= 0)
+        if nxt == len(data):
+            return data
+        m = _LITERAL.search(data, pos)
+        if m is None or m.end() - 2 != nxt:
+            raise CacheCorrupt("line break outside a literal in a wire field")
+        pos = m.end() + int(m.group(1))
+        if pos > len(data):
+            raise CacheCorrupt("literal longer than its wire field")
 
 
 def _line(base: str, body: bytes) -> bytes:

@@ -327,3 +327,27 @@ def test_cache_file_replaced_in_place_is_not_trusted(folder) -> None:
 def test_address_text_keeps_source_routes() -> None:
     assert address_text("<@relay.example,@other.example:routed@example.com>") == (
         "@relay.example,@other.example:routed@example.com")
+
+
+def test_wire_fields_cannot_inject_protocol_lines() -> None:
+    import base64 as b64
+
+    from courierpy.maildir.cache import CacheCorrupt, _unfield
+
+    lit = b'("text" "plain" ("name" {4}\r\na\r\nb) NIL)'
+    assert _unfield(b"\x01" + b64.b64encode(lit)) == lit
+    for bad in (b'(NIL "x")\r\n* 1 EXPUNGE\r\n', b"{9}\r\nab", b"(\rx)", b"{2}\r\nab\r\n"):
+        with pytest.raises(CacheCorrupt):
+            _unfield(b"\x01" + b64.b64encode(bad))
+    with pytest.raises(CacheCorrupt):
+        _unfield(b'(NIL "x")\r* 1 EXPUNGE')
+
+
+def test_corpus_wire_forms_pass_the_check() -> None:
+    from courierpy.maildir.cache import _field, _unfield
+    from tests.unit.test_mime_corpus import CORPUS
+
+    for data in CORPUS.values():
+        w = message_wire(data)
+        for item in (w.envelope, w.bodystructure, w.body):
+            assert _unfield(_field(item)) == item
