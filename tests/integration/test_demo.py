@@ -21,8 +21,8 @@ def test_demo_sets_up_and_logs_in(tmp_path: Path) -> None:
     assert "Authentication succeeded." in proc.stdout
     assert "Cleartext Password: demo" in proc.stdout
     assert "IMAP and POP3 logins as demo work: 3 messages in INBOX." in proc.stdout
-    new = list((root / "vmail" / "demo" / "Maildir" / "new").iterdir())
-    assert len(new) == 3
+    maildir = root / "vmail" / "demo" / "Maildir"
+    assert len([*(maildir / "new").iterdir(), *(maildir / "cur").iterdir()]) == 3
     assert (root / "vmail" / "demo" / "Maildir" / ".Sent" / "maildirfolder").exists()
     assert (root / "vmail" / "demo" / "Maildir" / "maildirsize").read_text().startswith(
         "10000000S\n"
