@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -544,9 +545,15 @@ class MetadataCache:
         except OSError as e:
             log.warning("metadata cache %s not saved: %s", self.path, e)
             return
-        tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{id(self):x}"
+        tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{secrets.token_hex(6)}"
         try:
-            with open(tmp, "wb") as f:
+            # O_EXCL|O_NOFOLLOW: never write through a name someone planted
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        except OSError as e:
+            log.warning("metadata cache %s not saved: %s", self.path, e)
+            return
+        try:
+            with open(fd, "wb") as f:
                 f.write(b"".join(lines))
             os.replace(tmp, self.path)
         except OSError as e:
