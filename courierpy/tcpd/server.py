@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from courierpy import proc
+from courierpy.gdbm import GdbmError
 from courierpy.tcpd import lookups
 from courierpy.tcpd.access import AccessDb, Decision, canonical_ip
 from courierpy.tcpd.limits import Limits, Slots
@@ -267,10 +268,13 @@ class TcpdServer:
             self._say(line)
         decision = Decision()
         if self.access is not None:
-            if self.opts.accesslocal:
-                decision = self.access.check(remote_ip, local_ip, local_port)
-            else:
-                decision = self.access.check(remote_ip)
+            try:
+                if self.opts.accesslocal:
+                    decision = self.access.check(remote_ip, local_ip, local_port)
+                else:
+                    decision = self.access.check(remote_ip)
+            except GdbmError as e:  # a damaged file: as if the address were not listed
+                self._say(str(e))
         if not decision.allowed:
             self._refuse(conn, self.opts.denymsg)
             return
