@@ -33,7 +33,6 @@ message the other session already removed is skipped.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from courierpy.maildir import create, names, quota
 __all__ = ["MailboxError", "Pop3Mailbox", "Pop3Message", "SIZELIST", "crlf_stats"]
 
 SIZELIST = "courierpop3dsizelist"
-_LEAD_RE = re.compile(r"\d*")
 
 
 class MailboxError(CourierError):
@@ -70,24 +68,30 @@ class Pop3Message:
         return f"UID{self.uid}-{self.uidv}"
 
 
-@dataclass(slots=True)
-class _Entry:
-    filename: str
-    size: int
-    uid: int
-    uidv: int
-    utf8: int
-
-
 def _sort_key(filename: str) -> tuple[int, str]:
-    lead = _LEAD_RE.match(filename).group(0)  # type: ignore[union-attr]
-    return (int(lead) if lead else 0, names.basename(filename))
+    rest = filename.lstrip("0123456789")
+    lead = filename[: len(filename) - len(rest)]
+    cut = filename.rfind(":")
+    return (int(lead) if lead.isascii() and lead else 0, filename if cut < 0 else filename[:cut])
 
 
-def crlf_stats(path: Path) -> tuple[int, int]:
+def _read_all(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, 65536)
+        if len(data) == 65536:
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    finally:
+        os.close(fd)
+
+
+def crlf_stats(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(CRLF size, 1 if the header block holds 8-bit bytes else 0) of a message file."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = _read_all(os.fspath(path))
     # the header ends at the first empty line, "\r\n" counting as empty (observed)
     if data.startswith((b"\n", b"\r\n")):
         header = b""
@@ -97,14 +101,13 @@ def crlf_stats(path: Path) -> tuple[int, int]:
     return len(data) + data.count(b"\n"), 0 if header.isascii() else 1
 
 
-def _read_sizelist(path: Path) -> tuple[int, int, int, dict[str, _Entry]] | None:
-    """(version, nextuid, uidv, entries by basename), or None when unusable."""
+def _read_sizelist(path: str) -> tuple[int, int, int, dict[str, tuple[int, int, int, int]]] | None:
+    """(version, nextuid, uidv, {basename: (size, uid, uidv, utf8)}), or None when unusable."""
     try:
-        data = path.read_bytes()
+        data = _read_all(path)
     except FileNotFoundError:
         return None
-    text = data.decode("utf-8", "surrogateescape")
-    lines = text.split("\n")
+    lines = data.decode("utf-8", "surrogateescape").split("\n")
     head = lines[0].split()
     if len(head) != 3 or head[0] not in ("/2", "/3"):
         return None
@@ -112,7 +115,8 @@ def _read_sizelist(path: Path) -> tuple[int, int, int, dict[str, _Entry]] | None
         version, nextuid, uidv = int(head[0][1:]), int(head[1]), int(head[2])
     except ValueError:
         return None
-    entries: dict[str, _Entry] = {}
+    entries: dict[str, tuple[int, int, int, int]] = {}
+    v3 = version >= 3
     for line in lines[1:]:
         parts = line.rsplit(" ", 2)
         if len(parts) != 3:
@@ -120,25 +124,27 @@ def _read_sizelist(path: Path) -> tuple[int, int, int, dict[str, _Entry]] | None
         filename, size_s, ids = parts
         fields = ids.split(":")
         try:
-            size = int(size_s)
-            uid, e_uidv = int(fields[0]), int(fields[1])
-            utf8 = int(fields[2]) if version >= 3 and len(fields) > 2 else 0
+            entry = (int(size_s), int(fields[0]), int(fields[1]),
+                     int(fields[2]) if v3 and len(fields) > 2 else 0)
         except (ValueError, IndexError):
             continue
-        entries.setdefault(names.basename(filename), _Entry(filename, size, uid, e_uidv, utf8))
+        cut = filename.rfind(":")
+        base = filename if cut < 0 else filename[:cut]
+        if base not in entries:
+            entries[base] = entry
     return version, nextuid, uidv, entries
 
 
 def _write_sizelist(maildir: Path, nextuid: int, uidv: int, msgs: Iterable[Pop3Message]) -> None:
     out = [f"/3 {nextuid} {uidv}\n"]
     out.extend(f"{m.filename} {m.size} {m.uid}:{m.uidv}:{m.utf8}\n" for m in msgs)
-    tmp = maildir / "tmp" / names.tmp_name("pop3")
+    tmp = Path(maildir) / "tmp" / names.tmp_name("pop3")
     with open(tmp, "wb") as f:
         f.write("".join(out).encode("utf-8", "surrogateescape"))
     os.rename(tmp, maildir / SIZELIST)
 
 
-def _list(path: Path) -> list[str]:
+def _list(path: str) -> list[str]:
     try:
         with os.scandir(path) as it:
             return [e.name for e in it if not e.name.startswith(".")]
@@ -160,70 +166,86 @@ class Pop3Mailbox:
         return box
 
     def scan(self, *, now: float | None = None) -> None:
-        root = self.path
-        if not (root / "cur").is_dir():
+        root = os.fspath(self.path)
+        cur, new = root + "/cur/", root + "/new/"
+        if not os.path.isdir(cur):
             raise MailboxError(f"{root}: not a Maildir")
         create.clean_tmp(root)
-        for name in _list(root / "new"):
+        for name in _list(new):
             target = name if ":" in name else name + names.INFO_PREFIX
             try:
-                os.rename(root / "new" / name, root / "cur" / target)
+                os.rename(new + name, cur + target)
             except FileNotFoundError:
                 continue
-        files = sorted(_list(root / "cur"), key=_sort_key)
-        old = _read_sizelist(root / SIZELIST)
+        listing = _list(cur)
+        old = _read_sizelist(root + "/" + SIZELIST)
         if old is None:
             version, nextuid, uidv, entries = 0, 1, int(time.time() if now is None else now), {}
         else:
             version, nextuid, uidv, entries = old
+        if version == 3 and len(listing) == len(entries):
+            # Fast path: the same messages as the list, which both Courier and we write
+            # in message order, so no sort is needed and nothing is rewritten.
+            by_base = {}
+            for fn in listing:
+                cut = fn.rfind(":")
+                by_base[fn if cut < 0 else fn[:cut]] = fn
+            if by_base.keys() == entries.keys():
+                self.messages = [Pop3Message(by_base[b], b, *e) for b, e in entries.items()]
+                return
+        files = sorted(listing, key=_sort_key)
         msgs: list[Pop3Message] = []
         seen: set[str] = set()
         changed = version != 3
         for fn in files:
-            base = names.basename(fn)
+            cut = fn.rfind(":")
+            base = fn if cut < 0 else fn[:cut]
             if base in seen:
                 continue
             seen.add(base)
             entry = entries.get(base)
             if entry is not None:
-                msgs.append(Pop3Message(fn, base, entry.size, entry.uid, entry.uidv, entry.utf8))
+                msgs.append(Pop3Message(fn, base, *entry))
                 continue
             try:
-                size, utf8 = crlf_stats(root / "cur" / fn)
+                size, utf8 = crlf_stats(cur + fn)
             except FileNotFoundError:
                 continue  # removed meanwhile by another session
             msgs.append(Pop3Message(fn, base, size, nextuid, uidv, utf8))
             nextuid += 1
             changed = True
-        if len(seen & entries.keys()) != len(entries):
+        if not changed and len(seen) != len(entries) and len(seen & entries.keys()) != len(
+                entries):
             changed = True
         if changed:
-            _write_sizelist(root, nextuid, uidv, msgs)
+            _write_sizelist(self.path, nextuid, uidv, msgs)
         self.messages = msgs
 
     # -- reading ----------------------------------------------------------------
 
-    def _open_file(self, msg: Pop3Message):  # type: ignore[no-untyped-def]
+    def read(self, msg: Pop3Message) -> bytes:
+        """The message file's bytes (found again by basename if its flags changed)."""
+        cur = os.fspath(self.path) + "/cur/"
         try:
-            return open(self.path / "cur" / msg.filename, "rb")
+            return _read_all(cur + msg.filename)
         except FileNotFoundError:
             pass
-        base = msg.basename
-        for fn in _list(self.path / "cur"):
-            if names.basename(fn) == base:
-                msg.filename = fn
-                return open(self.path / "cur" / fn, "rb")
-        raise MailboxError(f"{base}: message no longer exists")
+        self._refind(msg)
+        return _read_all(cur + msg.filename)
 
-    def read(self, msg: Pop3Message) -> bytes:
-        with self._open_file(msg) as f:
-            return f.read()
+    def _refind(self, msg: Pop3Message) -> None:
+        for fn in _list(os.fspath(self.path) + "/cur"):
+            if names.basename(fn) == msg.basename:
+                msg.filename = fn
+                return
+        raise MailboxError(f"{msg.basename}: message no longer exists")
 
     def mark_seen(self, msg: Pop3Message) -> None:
         """Rename the message to carry the S flag (RETR), if it does not yet."""
-        flags = names.parse(msg.filename).flags
-        if "S" in flags:
+        cut = msg.filename.rfind(":")
+        if cut >= 0 and msg.filename.startswith("2,", cut + 1) and "S" in msg.filename[cut + 3:]:
             return
+        flags = names.parse(msg.filename).flags
         new = names.with_flags(msg.filename, flags + "S")
         try:
             os.rename(self.path / "cur" / msg.filename, self.path / "cur" / new)
@@ -246,10 +268,9 @@ class Pop3Mailbox:
                 os.unlink(path)
             except FileNotFoundError:
                 try:
-                    fh = self._open_file(msg)
+                    self._refind(msg)
                 except MailboxError:
                     continue  # already gone (another session)
-                fh.close()
                 path = self.path / "cur" / msg.filename
                 try:
                     if size is None:
