@@ -24,11 +24,17 @@ from courierpy.imap.server import serve
 from courierpy.imap.session import Account, Session, Settings
 
 
-def _log(message: str) -> None:
+def _log(message: str, tail: str = "") -> None:
+    """Courier's log line: ``INFO: WHAT, user=..., ip=[...], port=[...][, tail]``."""
     ip = os.environ.get("TCPREMOTEIP", "")
     port = os.environ.get("TCPREMOTEPORT", "")
-    tail = ", protocol=IMAP" if message.startswith("LOGIN,") else ""
-    sys.stderr.write(f"INFO: {message}, ip=[{ip}], port=[{port}]{tail}\n")
+    if message.startswith("LOGIN,"):
+        tail = "protocol=IMAP"
+    if message.startswith("ERR:"):
+        sys.stderr.write(message + "\n")
+    else:
+        sys.stderr.write(f"INFO: {message}, ip=[{ip}], port=[{port}]"
+                         + (f", {tail}" if tail else "") + "\n")
     sys.stderr.flush()
 
 

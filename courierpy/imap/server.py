@@ -69,8 +69,21 @@ def _chunks(it: Iterator[bytes]) -> Iterator[bytes]:
 
 def serve(session: Session, infd: int = 0, outfd: int = 1) -> int:
     """Run *session* until LOGOUT, end of input, a fatal error or the autologout."""
+    started = time.monotonic()
+    counts = {"rcvd": 0}
+    writer = _Writer(outfd, session.settings.autologout)
+    try:
+        return _serve(session, infd, writer, counts)
+    finally:
+        if session.account is not None:
+            what = "LOGOUT" if session.logged_out else "DISCONNECTED"
+            session.log(f"{what}, user={session.account.name}",
+                        f"headers=0, body=0, rcvd={counts['rcvd']}, sent={writer.sent}, "
+                        f"time={int(time.monotonic() - started)}")
+
+
+def _serve(session: Session, infd: int, writer: _Writer, counts: dict[str, int]) -> int:
     settings = session.settings
-    writer = _Writer(outfd, settings.autologout)
     try:
         session.start()
         _drain(session, writer)
@@ -95,6 +108,7 @@ def serve(session: Session, infd: int = 0, outfd: int = 1) -> int:
             except ConnectionError:
                 data = b""
             last = time.monotonic()
+            counts["rcvd"] += len(data)
             session.receive(data)
             _drain(session, writer)
             if not data:

@@ -184,14 +184,14 @@ class Session:
         auth: AuthClient | None = None,
         become: Callable[[object], Account] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        log: Callable[[str], None] | None = None,
+        log: Callable[..., None] | None = None,
     ) -> None:
         self.settings = settings
         self.account: Account | None = None
         self.auth = auth
         self.become = become
         self.sleep = sleep
-        self.log = log or (lambda _msg: None)
+        self.log = log or (lambda *_args: None)
         self.reader = CommandReader(max_append=settings.max_append)
         self.out = _Output()
         self.closed = False

@@ -23,6 +23,10 @@ def noop(session, cmd: Command) -> None:
 
 def logout(session, cmd: Command) -> None:
     """RFC 3501 6.1.3 — https://www.rfc-editor.org/rfc/rfc3501#section-6.1.3"""
+    if session.account is not None:
+        from courierpy.imap.commands.selected import empty_trash
+
+        empty_trash(session.settings, session.account.maildir)  # at logout too, as Courier
     session.send(Bye(texts.LOGOUT_BYE))
     session.send(Tagged(cmd.tag, "OK", texts.LOGOUT_OK))
     session.closed = True
