@@ -40,6 +40,11 @@ def original_environ() -> dict[str, str]:
 
 def run(argv0: str, args: list[str]) -> int:
     """The whole command; returns the exit status (serving returns only when stopped)."""
+    for fd in (0, 1, 2):  # a closed standard descriptor must not be reused for a socket
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)
     try:
         opts = parse_args(argv0, args)
         if opts.stop or opts.restart:

@@ -285,15 +285,59 @@ class TcpdServer:
             self._refuse(conn, None)
             return
         env = self._child_env(decision, remote_ip, remote_port, local_ip, local_port)
-        try:
-            pid = os.fork()
-        except OSError as e:
-            self.slots.release(remote_ip)
-            self._say(f"fork: {e.strerror}")
-            return
-        if pid == 0:  # pragma: no cover - runs in the child, ends in exec
-            self._child(conn, env)
+        if self._spawnable():
+            pid = self._spawn(conn, env)
+            if pid is None:
+                self.slots.release(remote_ip)
+                return
+        else:
+            try:
+                pid = os.fork()
+            except OSError as e:
+                self.slots.release(remote_ip)
+                self._say(f"fork: {e.strerror}")
+                return
+            if pid == 0:  # pragma: no cover - runs in the child, ends in exec
+                self._child(conn, env)
         self.children[pid] = remote_ip
+
+    #: Signals a program must start with at their default disposition (see _child).
+    _DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE,
+                        signal.SIGXFSZ, signal.SIGINT)
+
+    def _spawnable(self) -> bool:
+        """Nothing has to run between fork and exec: posix_spawn can start the program.
+
+        (Lookups, DNS lists and -drop need code in the child; a fork is used then.)
+        """
+        o = self.opts
+        return (o.nodnslookup and o.noidentlookup and not o.block and not o.allow
+                and not o.drop and type(self).exec_program is TcpdServer.exec_program)
+
+    def _spawn(self, conn: socket.socket, env: dict[str, str]) -> int | None:
+        """Start the program with posix_spawn (no copy of this process); its pid.
+
+        A program that cannot be executed gets Courier's ``program: reason`` on
+        the programs' standard error, and the connection is closed.
+        """
+        o = self.opts
+        fd = conn.fileno()
+        actions = [(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, fd, 1)]
+        if o.stderr == "socket":
+            actions.append((os.POSIX_SPAWN_DUP2, fd, 2))
+        try:
+            return os.posix_spawn(o.program, [o.program, *o.args], env,
+                                  file_actions=actions, setsigdef=self._DEFAULT_SIGNALS)
+        except OSError as e:
+            message = f"{o.program}: {e.strerror}\n".encode()
+            try:
+                if o.stderr == "socket":
+                    conn.sendall(message)
+                else:
+                    os.write(2, message)
+            except OSError:
+                pass
+            return None
 
     def _refuse(self, conn: socket.socket, message: str | None) -> None:
         """Close a refused connection from a short-lived child, as Courier does.
@@ -338,8 +382,7 @@ class TcpdServer:
         try:
             # the dispositions Courier's children get: Python ignores SIGPIPE and
             # SIGXFSZ, Courier catches SIGINT; each is default after exec there
-            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE,
-                        signal.SIGXFSZ, signal.SIGINT):
+            for sig in self._DEFAULT_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
             for s in self.listeners:
