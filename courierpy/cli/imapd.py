@@ -51,10 +51,13 @@ def _config(config_dir: Path) -> dict[str, str]:
 @click.argument("maildir", required=False)
 def main(config_dir: Path, maildir: str | None) -> None:
     """Serve one IMAP connection on stdin/stdout."""
-    settings = Settings.from_env(os.environ, _config(config_dir))
+    user = os.environ.get("AUTHENTICATED")
+    # Handed over by a login stage, the environment is the whole configuration, as
+    # for Courier's imapd (its start-up script sources /etc/courier/imapd into it);
+    # doing its own login, imapd also reads the keys missing from it in DIR/imapd.
+    settings = Settings.from_env(os.environ, None if user else _config(config_dir))
     maildir_arg = maildir or settings.maildirpath
     umask = proc.parse_umask(settings.umask)
-    user = os.environ.get("AUTHENTICATED")
     if user:
         os.umask(umask)
         home = Path.cwd()

@@ -130,10 +130,10 @@ class SelectedMailbox:
         session.untagged(sum(1 for e in self.entries if e.recent), Atom("RECENT"))
         session.send(UntaggedStatus("OK", texts.UIDVALIDITY_OK,
                                     ResponseCode(RespCode.UIDVALIDITY, (self.uidvalidity,))))
-        if session.settings.acl:
-            session.send(UntaggedStatus("OK", texts.MYRIGHTS_ACL,
-                                        ResponseCode(RespCode.MYRIGHTS,
-                                                     (to_imap_rights(self.rights),))))
+        # sent whatever IMAP_ACL says (it only changes CAPABILITY), as Courier does
+        session.send(UntaggedStatus("OK", texts.MYRIGHTS_ACL,
+                                    ResponseCode(RespCode.MYRIGHTS,
+                                                 (to_imap_rights(self.rights),))))
 
     # -- updates -------------------------------------------------------------------
 

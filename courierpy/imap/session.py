@@ -48,9 +48,9 @@ __all__ = ["Account", "Session", "Settings"]
 #: the BYE text of an unexpected failure (the details go to the log only)
 INTERNAL_ERROR = "Unexpected error, closing the connection."
 
-DEFAULT_CAPABILITY = (
-    "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREAD=REFERENCES SORT QUOTA IDLE"
-)
+#: Courier's built-in value when IMAP_CAPABILITY is set nowhere (the shipped
+#: /etc/courier/imapd sets the long list)
+DEFAULT_CAPABILITY = "IMAP4rev1"
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -74,12 +74,12 @@ class Settings:
     """The imapd keys a session uses (see man imapd(8) and /etc/courier/imapd)."""
 
     capability: str = DEFAULT_CAPABILITY
-    capability_tls: str = DEFAULT_CAPABILITY + " AUTH=PLAIN"
+    capability_tls: str = DEFAULT_CAPABILITY
     tls: bool = False
     starttls: bool = False
     tls_required: bool = False
-    keywords: bool = True
-    acl: bool = True
+    keywords: bool = False
+    acl: bool = False
     idle_timeout: int = 60
     umask: str = "022"
     sanity_check: bool = True
@@ -104,7 +104,7 @@ class Settings:
         merged.update(env)
         g = merged.get
         cap = g("IMAP_CAPABILITY") or DEFAULT_CAPABILITY
-        cap_tls = g("IMAP_CAPABILITY_TLS") or (cap + " AUTH=PLAIN")
+        cap_tls = g("IMAP_CAPABILITY_TLS") or cap
         starttls = (g("IMAP_STARTTLS") or "").upper().startswith("Y")
         return cls(
             capability=cap,
@@ -112,8 +112,9 @@ class Settings:
             tls=_flag(g("IMAP_TLS"), False),
             starttls=starttls,
             tls_required=_flag(g("IMAP_TLS_REQUIRED"), False),
-            keywords=_flag(g("IMAP_KEYWORDS"), True),
-            acl=_flag(g("IMAP_ACL"), True),
+            # unset means off, as in Courier's imapd (the shipped config turns both on)
+            keywords=_flag(g("IMAP_KEYWORDS"), False),
+            acl=_flag(g("IMAP_ACL"), False),
             idle_timeout=max(1, _int(g("IMAP_IDLE_TIMEOUT"), 60)),
             umask=g("IMAP_UMASK") or "022",
             sanity_check=_flag(g("IMAP_MAILBOX_SANITY_CHECK"), True),

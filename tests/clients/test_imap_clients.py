@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import imaplib
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -33,7 +34,12 @@ def _server(root: Path) -> Path:
 
 
 def _tunnel(md: Path) -> str:
-    return f"env AUTHENTICATED=u IMAP_MAILBOX_SANITY_CHECK=0 {IMAPD} {md}"
+    """A script running imapd on a pipe with the environment a login stage hands over."""
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in preauth_env("u").items())
+    script = md.parent / "tunnel"
+    script.write_text(f"#!/bin/sh\nexec env -i {env} {IMAPD} {md}\n")
+    script.chmod(0o755)
+    return str(script)
 
 
 def _server_files(md: Path, folder: str) -> list[str]:

@@ -142,8 +142,18 @@ class RawClient:
         return False
 
 
+def shipped_keys() -> dict[str, str]:
+    """The imapd keys of our shipped etc/courier/imapd (what the start-up script exports)."""
+    from courierpy.config import read_shell_vars
+
+    return {k: v for k, v in read_shell_vars(REPO / "etc" / "courier" / "imapd").items()
+            if k.startswith(("IMAP_", "MAILDIRPATH"))}
+
+
 def preauth_env(user: str = "user", **extra: str) -> dict[str, str]:
-    return base_env(AUTHENTICATED=user, **extra)
+    """The environment a login stage hands over: the shipped keys, the account, *extra*."""
+    return base_env(**{**shipped_keys(), "IMAP_EMPTYTRASH": "", "AUTHENTICATED": user,
+                       "IMAP_MAILBOX_SANITY_CHECK": "0", **extra})
 
 
 def make_maildir(path: Path) -> Path:

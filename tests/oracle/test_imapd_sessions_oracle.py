@@ -611,3 +611,22 @@ def test_outbox_sends_as_courier(tmp_path):
         got[side] = out
     assert got["ours"] == got["theirs"]
     assert len(got["ours"][-1]) == 4
+
+
+def test_bare_environment_matches_courier(tmp_path):
+    """Nothing but AUTHENTICATED: Courier's built-in defaults (no keywords, bare
+    IMAP4rev1), and no config file read behind the environment's back."""
+    outs = []
+    for side, binary in (("theirs", "/usr/bin/imapd"), ("ours", OUR_IMAPD)):
+        home = tmp_path / side
+        for sub in ("tmp", "new", "cur"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        r = subprocess.run(
+            [binary, "Maildir"], cwd=home, capture_output=True, timeout=30,
+            env={"PATH": "/usr/bin:/bin", "AUTHENTICATED": "u", "IMAP_MAILBOX_SANITY_CHECK": "0"},
+            input=b"a CAPABILITY\r\nb SELECT INBOX\r\nc STORE 1 +FLAGS (x)\r\n"
+                  b"d APPEND INBOX (kw) {3}\r\nabc\r\ne LOGOUT\r\n")
+        lines = r.stdout.decode().split("\r\n")
+        outs.append([re.sub(r"^(\w+) BAD Error in IMAP", r"\1 NO Error in IMAP", ln)
+                     for ln in _normalise(lines)])
+    assert outs[1] == outs[0]

@@ -13,7 +13,13 @@ def _session(tmp_path: Path, **env: str) -> Session:
     md = tmp_path / "Maildir"
     for sub in ("tmp", "new", "cur"):
         (md / sub).mkdir(parents=True, exist_ok=True)
-    settings = Settings.from_env({"IMAP_MAILBOX_SANITY_CHECK": "0", **env})
+    shipped = {  # as /etc/courier/imapd sets them
+        "IMAP_CAPABILITY": "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT "
+                           "THREAD=REFERENCES SORT QUOTA IDLE",
+        "IMAP_CAPABILITY_TLS": "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT "
+                               "THREAD=REFERENCES SORT QUOTA IDLE AUTH=PLAIN",
+        "IMAP_KEYWORDS": "1", "IMAP_ACL": "1"}
+    settings = Settings.from_env({"IMAP_MAILBOX_SANITY_CHECK": "0", **env}, shipped)
     s = Session(settings, account=Account("u", md, tmp_path))
     s.start()
     return s
@@ -93,3 +99,19 @@ def test_capability_variants(tmp_path, env, caps):
     s.receive(b"c CAPABILITY\r\n")
     first = _out(s).split(b"\r\n")[0]
     assert first.startswith(b"* CAPABILITY IMAP4rev1 ") and first.endswith(caps)
+
+
+def test_builtin_defaults_without_config(tmp_path):
+    """Keys set nowhere: Courier's built-ins (bare IMAP4rev1, no keywords)."""
+    md = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (md / sub).mkdir(parents=True)
+    s = Session(Settings.from_env({"IMAP_MAILBOX_SANITY_CHECK": "0"}),
+                account=Account("u", md, tmp_path))
+    s.start()
+    _out(s)
+    s.receive(b"a CAPABILITY\r\nb SELECT INBOX\r\n")
+    out = _out(s)
+    assert out.startswith(b"* CAPABILITY IMAP4rev1 ENABLE UTF8=ACCEPT\r\n")
+    assert b"[PERMANENTFLAGS (\\Draft \\Answered" in out
+    assert b'* OK [MYRIGHTS "acdilrsw"] ACL\r\n' in out

@@ -112,6 +112,8 @@ def begin_append(session, ev: NeedContinuation) -> AppendUpload:
     if session.upload is not None:
         session.upload.abort()
         session.upload = None
+    if not session.settings.keywords and any(not f.startswith("\\") for f in ev.append.flags):
+        raise Refused()  # keywords are off (IMAP_KEYWORDS): refused before the message
     try:
         name, path = resolve(session, ev.append.mailbox)
     except Refused:
