@@ -33,6 +33,7 @@ message the other session already removed is skipped.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,15 +42,44 @@ from pathlib import Path
 from courierpy.errors import CourierError
 from courierpy.maildir import create, names, quota
 
-__all__ = ["MailboxError", "Pop3Mailbox", "Pop3Message", "SIZELIST", "crlf_stats"]
+__all__ = ["MailboxError", "Pop3Mailbox", "Pop3Message", "SIZELIST", "check_home",
+           "check_maildir", "crlf_stats"]
 
 SIZELIST = "courierpop3dsizelist"
 
 
 class MailboxError(CourierError):
-    """The Maildir cannot be opened or read."""
+    """The Maildir cannot be opened or read; *reply* is Courier's -ERR line for it.
+
+    *event* is a log event Courier writes (``LOCKED``); *after_login* says that
+    Courier logs the LOGIN line before this error (it found the Maildir first).
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, reply: bytes = b"", *, event: str | None = None,
+                 after_login: bool = False) -> None:
+        super().__init__(message)
+        self.reply = reply or b"-ERR Can't open the message file - it's gone!\r\n"
+        self.event = event
+        self.after_login = after_login
+
+
+def check_home(home: str = ".") -> None:
+    """Courier refuses a home with the sticky bit (an admin's "account locked" switch)."""
+    if os.stat(home).st_mode & stat.S_ISVTX:
+        raise MailboxError(
+            f"{home}: sticky bit set",
+            b"-ERR Your account is temporarily unavailable (+t bit set on home directory).\r\n",
+            event="LOCKED")
+
+
+def check_maildir(path: str) -> None:
+    """The Maildir must exist (Courier chdirs into it)."""
+    if not os.path.isdir(path):
+        raise MailboxError(f"chdir {path}: No such file or directory",
+                           # sic: Courier ends this reply with a bare LF
+                           f"-ERR chdir {path} failed\n".encode("utf-8", "surrogateescape"))
 
 
 @dataclass(slots=True)
@@ -169,7 +199,8 @@ class Pop3Mailbox:
         root = os.fspath(self.path)
         cur, new = root + "/cur/", root + "/new/"
         if not os.path.isdir(cur):
-            raise MailboxError(f"{root}: not a Maildir")
+            raise MailboxError(f"{root}: no cur directory",
+                               b"-ERR Maildir invalid (no 'cur' directory)\r\n", after_login=True)
         create.clean_tmp(root)
         for name in _list(new):
             target = name if ":" in name else name + names.INFO_PREFIX
@@ -218,7 +249,11 @@ class Pop3Mailbox:
                 entries):
             changed = True
         if changed:
-            _write_sizelist(self.path, nextuid, uidv, msgs)
+            try:
+                _write_sizelist(self.path, nextuid, uidv, msgs)
+            except OSError:
+                pass  # as Courier: the session goes on with the numbers it gave
+
         self.messages = msgs
 
     # -- reading ----------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import TextIO
 from courierpy.authclient import AuthClient
 from courierpy.authproto import AuthInfo
 from courierpy.config import ConfigError, read_shell_vars
-from courierpy.pop3.mailbox import MailboxError, Pop3Mailbox
+from courierpy.pop3.mailbox import MailboxError, Pop3Mailbox, check_home, check_maildir
 from courierpy.pop3.session import (
     DEFAULT_FAIL_DELAY,
     Close,
@@ -213,7 +213,7 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
         _log(err, f"ERR: {exc}")
         return 1
     settings = settings_from(config, env)
-    if settings.starttls:
+    if settings.starttls and not env.get("AUTHENTICATED"):
         try:
             tls_context(config)
         except (OSError, ssl.SSLError) as exc:
@@ -234,13 +234,23 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
         if refusal is not None:
             transport.write(refusal)
             return 1
+        path = env.get("MAILDIR") or maildir_arg
         try:
-            mailbox = Pop3Mailbox.open(env.get("MAILDIR") or maildir_arg)
-        except (MailboxError, OSError) as exc:
-            transport.write(b"-ERR Maildir: No such file or directory\r\n")
-            _log(err, f"ERR: {exc}")
-            return 1
+            check_home()
+            check_maildir(path)
+        except MailboxError as exc:
+            if exc.event:
+                _log(err, f"INFO: {exc.event}, user={user}, {where}")
+            else:
+                _log(err, str(exc))
+            transport.write(exc.reply)
+            return 0 if exc.event else 1
         _log(err, f"INFO: LOGIN, user={user}, {where}")
+        try:
+            mailbox = Pop3Mailbox.open(path)
+        except MailboxError as exc:
+            transport.write(exc.reply)
+            return 0
         session = Pop3Session(settings, mailbox=mailbox, user=user)
     else:
         local_port = env.get("TCPLOCALPORT", "")
@@ -253,7 +263,10 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
 
         def open_mailbox(info: AuthInfo) -> Pop3Mailbox:
             become_account(info.uid, info.gid, info.home)
-            return Pop3Mailbox.open(info.maildir or env.get("MAILDIR") or maildir_arg)
+            path = info.maildir or env.get("MAILDIR") or maildir_arg
+            check_home()
+            check_maildir(path)
+            return Pop3Mailbox.open(path)
 
         session = Pop3Session(settings, authenticate=authenticate, open_mailbox=open_mailbox)
 

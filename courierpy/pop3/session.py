@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from courierpy.authclient import AuthFailed, AuthTempFail
 from courierpy.authproto import AuthInfo, options_dict
+from courierpy.errors import CourierError
 from courierpy.pop3.mailbox import MailboxError, Pop3Mailbox, Pop3Message
 
 __all__ = [
@@ -52,6 +53,7 @@ MAX_LINE = 8192
 DEFAULT_FAIL_DELAY = 5.0
 
 _TOO_LONG = b"\0too long"
+GONE = b"-ERR Can't open the message file - it's gone!\r\n"
 AUTH_FAILED = b"-ERR Authentication failed.\r\n"
 INVALID = b"-ERR Invalid command.\r\n"
 BAD_NUMBER = b"-ERR Invalid message number.\r\n"
@@ -344,13 +346,13 @@ class Pop3Session:
         return self.settings.sasl
 
     def _capa(self, *_: object) -> list[Action]:
+        # the same list before and after login, as Courier's (its pop3d sees the same keys)
         lines = [b"+OK Here's what I can do:\r\n"]
-        if self.state is State.AUTHORIZATION:
-            sasl = self._sasl_list()
-            if sasl:
-                lines.append(b"SASL " + " ".join(sasl).encode() + b"\r\n")
-            if self.settings.starttls and not self.settings.tls:
-                lines.append(b"STLS\r\n")
+        sasl = self._sasl_list()
+        if sasl:
+            lines.append(b"SASL " + " ".join(sasl).encode() + b"\r\n")
+        if self.settings.starttls and not self.settings.tls:
+            lines.append(b"STLS\r\n")
         lines += [b"TOP\r\n", b"USER\r\n", b"LOGIN-DELAY 10\r\n", b"PIPELINING\r\n",
                   b"UIDL\r\n", b"UTF8 USER\r\n", b"IMPLEMENTATION Courier Mail Server\r\n",
                   b".\r\n"]
@@ -450,13 +452,20 @@ class Pop3Session:
         if refusal is not None:
             self.state = State.CLOSED
             return [*self._out(refusal), Close()]
+        name = info.address or user
         try:
             self.mailbox = self._open_mailbox(info)
-        except (MailboxError, OSError):
+        except MailboxError as exc:
             self.state = State.CLOSED
-            return [*self._out(b"-ERR Maildir: No such file or directory\r\n"), Close()]
+            logs = [Log("LOGIN", name)] if exc.after_login else []
+            if exc.event:
+                logs.append(Log(exc.event, name))
+            return [*logs, *self._out(exc.reply), Close()]
+        except (OSError, CourierError):  # cannot become the account or reach its home
+            self.state = State.CLOSED
+            return [*self._out(b"-ERR Temporary problem, please try again later\r\n"), Close()]
         self.account = info
-        self.user = info.address or user
+        self.user = name
         self.state = State.TRANSACTION
         self.started = time.monotonic()
         return [Log("LOGIN", self.user), *self._out(b"+OK logged in.\r\n")]
@@ -537,7 +546,7 @@ class Pop3Session:
             return self._out(BAD_NUMBER)
         got = self._read(i)
         if got is None:
-            return self._out(b"-ERR Cannot open message: No such file or directory\r\n")
+            return self._out(GONE)
         data, size = got
         assert self.mailbox is not None
         self.mailbox.mark_seen(self._msgs[i])
@@ -553,7 +562,7 @@ class Pop3Session:
             return self._out(BAD_NUMBER)
         got = self._read(i)
         if got is None:
-            return self._out(b"-ERR Cannot open message: No such file or directory\r\n")
+            return self._out(GONE)
         part = top_part(got[0], _atoi(args[1]))
         self.top_bytes += len(part)
         return self._out(b"+OK headers follow.\r\n" + encode_message(part) + b".\r\n")

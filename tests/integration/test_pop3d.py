@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.clients.pop3_listener import Pop3Listener, wait_children
-from tests.instance import Instance, deliver
+from tests.instance import Instance
 from tests.support import require
 
 M1 = b"From: a@b\nSubject: one\n\nline1\n.dot\nline3\n"
@@ -34,9 +34,9 @@ def inst(instance: Instance) -> Iterator[Instance]:
     erin = instance.add_user("erin", "erinpw")
     instance.add_user("carol", "carolpw", options="disablepop3=1")
     instance.add_user("dave", "davepw", options="disableinsecurepop3=1")
-    deliver(erin.maildir, M1, seq=0)
-    time.sleep(0.01)
-    deliver(erin.maildir, M2, seq=1)
+    # fixed names: the message order (delivery time, then name) is known
+    (erin.maildir / "new" / f"1700000000.M1P1.test,S={len(M1)}").write_bytes(M1)
+    (erin.maildir / "new" / f"1700000001.M1P1.test,S={len(M2)}").write_bytes(M2)
     instance.make_userdb()
     instance.set_config("pop3d-ssl", POP3_STARTTLS="NO")  # STLS only where a test asks
     with instance.start_authdaemond():

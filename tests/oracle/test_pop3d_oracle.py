@@ -404,8 +404,8 @@ def test_login_stage_identical(chain: Chain) -> None:
 
 
 @pytest.mark.parametrize("steps", [
-    [b"USER erin", b"PASS erinpw", b"STAT", b"LIST", b"UIDL", b"RETR 2", b"TOP 3 1",
-     b"DELE 1", b"QUIT"],
+    [b"USER erin", b"PASS erinpw", b"CAPA", b"STAT", b"LIST", b"UIDL", b"RETR 2", b"TOP 3 1",
+     b"RETR 6", b"DELE 1", b"QUIT"],
     [b"USER carol", b"PASS carolpw"],
     [b"USER dave", b"PASS davepw"],
     [b"AUTH PLAIN " + __import__("base64").b64encode(b"x\0erin\0erinpw"), b"STAT", b"QUIT"],
@@ -446,3 +446,29 @@ def test_log_lines_identical(chain: Chain) -> None:
         text = re.sub(r"(rcvd|sent|top|retr|time)=\d+", r"\1=N", text)
         logs.append([ln for ln in text.splitlines() if ln.startswith("INFO:")])
     assert logs[1] == logs[0]
+
+
+@pytest.mark.parametrize("damage", ["no-maildir", "no-cur", "sticky-home"])
+def test_broken_homes_identical(tmp_path: Path, damage: str) -> None:
+    require(COURIER_POP3D)
+    outs = []
+    for which, prog in (("courier", COURIER_POP3D), ("ours", OUR_POP3D)):
+        home = make_home(tmp_path / which)
+        md = home / "Maildir"
+        if damage == "no-maildir":
+            shutil.rmtree(md)
+        elif damage == "no-cur":
+            shutil.rmtree(md / "cur")
+        else:
+            home.chmod(0o1755)
+        environ = {"PATH": "/usr/bin:/bin", "AUTHENTICATED": "erin",
+                   "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEPORT": "1"}
+        args = [prog, "Maildir"] if prog == COURIER_POP3D else [
+            prog, "--config-dir", "/nonexistent", "Maildir"]
+        proc = subprocess.run(args, input=b"STAT\r\nQUIT\r\n", cwd=home, env=environ,
+                              capture_output=True, timeout=30, check=False)
+        info = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("INFO:")]
+        info = [re.sub(r", (top|retr|rcvd|sent|time)=\d+", "", ln) for ln in info]
+        outs.append((UIDV_RE.sub(rb"\1UIDV", proc.stdout), proc.returncode, info))
+        home.chmod(0o755)
+    assert outs[1] == outs[0]
