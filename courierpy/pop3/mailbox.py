@@ -290,10 +290,11 @@ class Pop3Mailbox:
 
     # -- update -----------------------------------------------------------------
 
-    def commit(self, deleted: Iterable[Pop3Message]) -> int:
-        """Unlink the deleted messages, subtract them from maildirsize; return how many."""
+    def commit(self, deleted: Iterable[Pop3Message]) -> list[str]:
+        """Unlink the deleted messages, subtract them from maildirsize; return their names."""
         nbytes = 0
         count = 0
+        removed: list[str] = []
         for msg in deleted:
             path = self.path / "cur" / msg.filename
             size = names.parse(msg.filename).size
@@ -315,6 +316,7 @@ class Pop3Mailbox:
                     continue
             nbytes += size
             count += 1
+            removed.append(msg.filename)
         if count:
             quota.add_delta(self.path, -nbytes, -count)
-        return count
+        return removed

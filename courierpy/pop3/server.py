@@ -46,6 +46,7 @@ from courierpy.pop3.session import (
     access_refusal,
 )
 from courierpy.proc import become_account
+from courierpy.tls import TLSConfigError, server_context
 
 __all__ = ["load_config", "serve", "settings_from", "tls_context"]
 
@@ -92,6 +93,7 @@ def settings_from(config: Mapping[str, str], environ: Mapping[str, str]) -> Pop3
         fail_delay=delay,
         unicode_wrap=_unicode_wrap(config, environ),
         utf8=environ.get("UTF8", "0") == "1",
+        log_deletions=(config.get("POP3_LOG_DELETIONS") or "0").strip() not in ("", "0"),
     )
 
 
@@ -112,16 +114,8 @@ def _unicode_wrap(config: Mapping[str, str], environ: Mapping[str, str]) -> str 
 
 
 def tls_context(config: Mapping[str, str]) -> ssl.SSLContext:
-    """A server context from TLS_CERTFILE (a PEM with key and certificate, as Courier's)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(config["TLS_CERTFILE"])
-    ciphers = config.get("TLS_CIPHER_LIST")
-    if ciphers:
-        try:
-            ctx.set_ciphers(ciphers)
-        except ssl.SSLError:
-            pass  # a GnuTLS priority string: keep OpenSSL's defaults
-    return ctx
+    """The STLS context from the TLS_* keys (courierpy.tls, shared with couriertcpd)."""
+    return server_context(config, starttls=True)
 
 
 class _Timeout(Exception):
@@ -216,7 +210,7 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
     if settings.starttls and not env.get("AUTHENTICATED"):
         try:
             tls_context(config)
-        except (OSError, ssl.SSLError) as exc:
+        except (OSError, ssl.SSLError, TLSConfigError) as exc:
             _log(err, f"ERR: STLS not offered: {config.get('TLS_CERTFILE')}: {exc}")
             settings.starttls = False
     ip = env.get("TCPREMOTEIP", "")
@@ -274,15 +268,16 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
         for action in session.greeting():
             assert isinstance(action, bytes)
             transport.write(action)
-        disconnected = _loop(session, transport, config, err, where)
+        disconnected: bool | str = _loop(session, transport, config, err, where)
     except _Timeout:
-        disconnected = True
+        disconnected = "TIMEOUT"
     except (BrokenPipeError, ConnectionResetError):
         disconnected = True
     if session.mailbox is None and not disconnected:
         _log(err, f"INFO: LOGOUT, {where}")
     if session.mailbox is not None:
-        event = "DISCONNECTED" if disconnected else "LOGOUT"
+        event = disconnected if isinstance(disconnected, str) else (
+            "DISCONNECTED" if disconnected else "LOGOUT")
         elapsed = int(time.monotonic() - session.started)
         stls = ", stls=1" if session.stls or settings.tls else ""
         _log(err, f"INFO: {event}, user={session.user}, {where}, top={session.top_bytes}, "
@@ -310,7 +305,8 @@ def _loop(session: Pop3Session, transport: _Transport, config: Mapping[str, str]
                 time.sleep(action.seconds)
             elif isinstance(action, Log):
                 who = f"method={action.method}" if action.method else f"user={action.user}"
-                _log(err, f"INFO: {action.event}, {who}, {where}")
+                what = f", filename={action.filename}" if action.filename else ""
+                _log(err, f"INFO: {action.event}, {who}, {where}{what}")
             elif isinstance(action, StartTLS):
                 transport.start_tls(tls_context(config))
                 session.tls_started()

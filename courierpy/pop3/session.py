@@ -92,6 +92,8 @@ class Log:
     event: str
     user: str
     method: str | None = None
+    #: For ``DELETED`` (POP3_LOG_DELETIONS): the file removed, relative to the Maildir.
+    filename: str | None = None
 
 
 Action = bytes | Sleep | StartTLS | Close | Log
@@ -121,6 +123,8 @@ class Pop3Settings:
     unicode_wrap: str | None = None
     #: The client enabled UTF8 before the hand-over (Courier's UTF8=1).
     utf8: bool = False
+    #: POP3_LOG_DELETIONS: log each file QUIT removes.
+    log_deletions: bool = False
     hostname: str = field(default_factory=socket.gethostname)
 
     @staticmethod
@@ -588,10 +592,12 @@ class Pop3Session:
     def _quit(self, args: list[str]) -> list[Action]:
         self.state = State.UPDATE
         assert self.mailbox is not None
-        self.mailbox.commit(self._msgs[i] for i in sorted(self.deleted))
+        removed = self.mailbox.commit(self._msgs[i] for i in sorted(self.deleted))
         self.deleted.clear()
         self.state = State.CLOSED
-        return [*self._out(b"+OK Bye-bye.\r\n"), Close()]
+        logs: list[Action] = [Log("DELETED", self.user, filename="cur/" + name)
+                              for name in removed] if self.settings.log_deletions else []
+        return [*logs, *self._out(b"+OK Bye-bye.\r\n"), Close()]
 
 
 @dataclass

@@ -157,13 +157,16 @@ def test_bad_input(inst: Instance) -> None:
 
 
 def test_autologout(inst: Instance) -> None:
-    with Pop3Listener(inst, COURIERPY_POP3_TIMEOUT="0.5") as port:
+    lst = Pop3Listener(inst, COURIERPY_POP3_TIMEOUT="0.5")
+    with lst as port:
         t0 = time.monotonic()
         got = talk(port, b"USER erin\r\nPASS erinpw\r\nDELE 1\r\n",
                    hangup=False)
         assert time.monotonic() - t0 < 5
     assert lines(got)[-1] == "+OK Deleted."
     assert len(os.listdir(inst.users["erin"].maildir / "cur")) == 2
+    wait_children(lst)
+    assert "INFO: TIMEOUT, user=erin, ip=[127.0.0.1]" in lst.log()
 
 
 def test_two_sessions_one_mailbox(inst: Instance) -> None:

@@ -472,3 +472,21 @@ def test_broken_homes_identical(tmp_path: Path, damage: str) -> None:
         outs.append((UIDV_RE.sub(rb"\1UIDV", proc.stdout), proc.returncode, info))
         home.chmod(0o755)
     assert outs[1] == outs[0]
+
+
+def test_deletion_log_identical(homes: tuple[Path, Path]) -> None:
+    """POP3_LOG_DELETIONS: one DELETED line per removed file, as Courier's."""
+    logs = []
+    for prog, home in ((COURIER_POP3D, homes[0]), (OUR_POP3D, homes[1])):
+        environ = {"PATH": "/usr/bin:/bin", "AUTHENTICATED": "erin", "TCPREMOTEIP": "::1",
+                   "TCPREMOTEPORT": "7", "POP3_LOG_DELETIONS": "1"}
+        args = [prog, "Maildir"] if prog == COURIER_POP3D else [
+            prog, "--config-dir", "/nonexistent", "Maildir"]
+        proc = subprocess.run(args, input=b"DELE 2\r\nDELE 4\r\nRETR 1\r\nQUIT\r\n", cwd=home,
+                              env=environ, capture_output=True, timeout=30, check=False)
+        lines = proc.stderr.decode().splitlines()
+        logs.append([re.sub(r", (rcvd|sent|time|top|retr)=\d+", "", ln) for ln in lines
+                     if ln.startswith("INFO:")])
+    assert sum("INFO: DELETED, user=erin, ip=[::1], port=[7], filename=cur/" in ln
+               for ln in logs[0]) == 2
+    assert logs[1] == logs[0]
