@@ -147,3 +147,26 @@ def test_message_encoding() -> None:
     assert top_part(b"H: 1\n\nl1\nl2\nl3\n", 2) == b"H: 1\n\nl1\nl2\n"
     assert top_part(b"H: 1\n\nl1\n", -1) == b"H: 1\n\nl1\n"
     assert top_part(b"\nbody\n", 0) == b"\nbody\n"  # a leading empty line is not the end
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.lists(st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b"USER erin\r\n", b"PASS erinpw\r\n", b"AUTH PLAIN\r\n", b"*\r\n",
+                     b"STAT\r\n", b"LIST 1\r\n", b"RETR 2\r\n", b"TOP 1 -3\r\n", b"DELE 1\r\n",
+                     b"UIDL x\r\n", b"RSET\r\n", b"\r\n", b"CAPA\r\n", b"UTF8\r\n"])),
+    max_size=30))
+def test_no_input_crashes_the_core(tmp_path_factory: pytest.TempPathFactory,
+                                   data: list[bytes]) -> None:
+    md = make_box(tmp_path_factory.mktemp("fuzz"))
+    s = session(md, sasl=("PLAIN", "LOGIN", "CRAM-MD5"))
+    s.greeting()
+    for chunk in data:
+        for action in s.feed(chunk):
+            if isinstance(action, bytes):
+                assert action.endswith(b"\r\n")
+                assert action[:1] in (b"+", b"-")
+    # nothing is deleted unless QUIT ran in the TRANSACTION state
+    if b"QUIT" not in b"".join(data).upper():
+        left = list((md / "cur").iterdir()) + list((md / "new").iterdir())
+        assert len(left) == len(MSGS)
