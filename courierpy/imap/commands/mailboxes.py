@@ -147,32 +147,45 @@ def my_rights(session, name: str) -> str:
 
 
 def create(session, cmd: Command) -> None:
-    """RFC 3501 6.3.3 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.3"""
+    """RFC 3501 6.3.3 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.3
+
+    ``CREATE INBOX.x.`` (a hierarchy to come) is answered OK and creates nothing, as
+    Courier does: Maildir++ needs no directory for a level without messages.
+    """
     name = cmd.args.mailbox
-    if name.endswith(".") and len(name) > 1:
-        name = name[:-1]  # "INBOX.x." announces a hierarchy: create INBOX.x
-    if name.upper() == INBOX:
+    placeholder = name.endswith(".") and len(name) > 1
+    target = name[:-1] if placeholder else name
+    if target.upper() == INBOX:
         raise Refused(texts.CANNOT_CREATE)
-    if not name.startswith(INBOX + "."):
+    if not target.startswith(INBOX + "."):
         raise Refused(texts.INVALID_MAILBOX_NAME)
     maildir = session.account.maildir
     try:
-        folders.create_folder(maildir, name)
-    except folders.FolderExistsError:
-        raise Refused(texts.CANNOT_CREATE) from None
+        folders.validate(target[6:])
     except folders.FolderNameError:
-        raise Refused(texts.INVALID_MAILBOX_NAME) from None
-    try:
-        acl.read_acl(maildir, name)  # saves the inherited ACL, as Courier's CREATE does
-    except (acl.AclError, OSError):
-        pass
+        # sic: Courier's text for a bad hierarchy placeholder has no final period
+        raise Refused(texts.INVALID_MAILBOX_NAME.rstrip(".") if placeholder
+                      else texts.INVALID_MAILBOX_NAME) from None
+    if not placeholder:
+        try:
+            folders.create_folder(maildir, target)
+        except folders.FolderExistsError:
+            raise Refused(texts.CANNOT_CREATE) from None
+        except folders.FolderNameError:
+            raise Refused(texts.INVALID_MAILBOX_NAME) from None
+        try:
+            acl.read_acl(maildir, target)  # saves the inherited ACL, as Courier's CREATE does
+        except (acl.AclError, OSError):
+            pass
     session.ok(cmd.tag, texts.CREATED.format(name=name))
 
 
 def delete(session, cmd: Command) -> None:
     """RFC 3501 6.3.4 — https://www.rfc-editor.org/rfc/rfc3501#section-6.3.4"""
     name = cmd.args.mailbox
-    if name.upper() == INBOX or not name.startswith(INBOX + "."):
+    if name.upper() == INBOX:
+        raise Refused("Cannot delete this folder.")
+    if not name.startswith(INBOX + "."):
         raise Refused(texts.NO_SUCH_MAILBOX)
     name, path = resolve(session, name)
     if "x" not in my_rights(session, name):
@@ -202,12 +215,18 @@ def rename(session, cmd: Command) -> None:
     if sel is not None and sel.name != INBOX and (
             sel.name == old or sel.name.startswith(old + ".")):
         raise Refused(texts.RENAME_OPEN_FOLDER)
+    if new == old or new.startswith(old + "."):
+        raise Refused("RENAME failed: Invalid argument")
+    prefix = "." + old[6:]
+    if not any(n == prefix or n.startswith(prefix + ".") for n in os.listdir(maildir)):
+        session.ok(cmd.tag, texts.RENAMED)  # nothing by that name: Courier says OK all the same
+        return
     try:
         folders.rename_folder(maildir, old, new)
     except folders.NoSuchFolderError:
-        raise Refused(texts.NO_SUCH_MAILBOX) from None
+        pass  # nothing by that name: Courier answers OK all the same
     except folders.FolderExistsError:
-        raise Refused(texts.CANNOT_CREATE) from None
+        raise Refused("RENAME failed: File exists") from None
     except folders.FolderNameError:
         raise Refused(texts.INVALID_MAILBOX_NAME) from None
     session.ok(cmd.tag, texts.RENAMED)
@@ -287,6 +306,9 @@ def _list(session, cmd: Command, lsub: bool) -> None:
             INBOX + ".")]
         listed = subscribed
         exists = set(subscribed)
+        has_children = set()  # LSUB: children among the subscribed names (as Courier)
+        for f in subscribed:
+            has_children.update(_parents(f))
     elif ref == "" and pat.startswith(SHARED + "."):
         # the shared hierarchy is listed only for patterns inside it (as Courier)
         listed = list(shared_folders(session))
