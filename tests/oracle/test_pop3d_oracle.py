@@ -490,3 +490,42 @@ def test_deletion_log_identical(homes: tuple[Path, Path]) -> None:
     assert sum("INFO: DELETED, user=erin, ip=[::1], port=[7], filename=cur/" in ln
                for ln in logs[0]) == 2
     assert logs[1] == logs[0]
+
+
+class _Piped:
+    """An interactive pre-authenticated session over pipes (single-line replies only)."""
+
+    def __init__(self, prog: str, home: Path) -> None:
+        args = [prog, "Maildir"] if prog == COURIER_POP3D else [
+            prog, "--config-dir", "/nonexistent", "Maildir"]
+        self.proc = subprocess.Popen(args, cwd=home, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     env={"PATH": "/usr/bin:/bin", "AUTHENTICATED": "erin"})
+        assert self.proc.stdout is not None
+        self.greeting = self.proc.stdout.readline()
+
+    def ask(self, line: bytes) -> bytes:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + b"\r\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline()
+
+    def end(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def test_two_sessions_identical(homes: tuple[Path, Path]) -> None:
+    """Two sessions on one Maildir: no lock; a message the other removed is skipped."""
+    outs = []
+    for prog, home in ((COURIER_POP3D, homes[0]), (OUR_POP3D, homes[1])):
+        a, b = _Piped(prog, home), _Piped(prog, home)
+        got = [a.greeting, b.greeting, a.ask(b"STAT"), b.ask(b"STAT"), a.ask(b"DELE 1"),
+               a.ask(b"DELE 2"), a.ask(b"QUIT"), b.ask(b"DELE 1"), b.ask(b"DELE 3"),
+               b.ask(b"RETR 2"), b.ask(b"LIST 2"), b.ask(b"QUIT")]
+        a.end()
+        b.end()
+        outs.append((got, state(home)))
+    assert outs[0][0][6] == b"+OK Bye-bye.\r\n" and outs[0][0][-1] == b"+OK Bye-bye.\r\n"
+    assert outs[1] == outs[0]
