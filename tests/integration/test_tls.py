@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,7 +79,9 @@ def client(port: int, *, version: ssl.TLSVersion, server_name: str = "localhost"
     ctx.verify_mode = ssl.CERT_NONE
     if version < ssl.TLSVersion.TLSv1_2:
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = ctx.maximum_version = version
+    with warnings.catch_warnings():  # TLSv1_1 is deprecated: that is the point of the test
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ctx.maximum_version = version
     if cert is not None:
         ctx.load_cert_chain(cert)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
