@@ -275,9 +275,12 @@ def _start_chain(root: Path, pop3d_extra: str, ssl_extra: str):  # type: ignore[
                 shutil.copy("/etc/courier/dhparams.pem", etc / "dhparams.pem")
             write_authdaemonrc(etc, authdaemonvar=str(run))
             lines = []
-            for user, extra in (("erin", ""), ("carol", "|options=disablepop3=1"),
-                                ("dave", "|options=disableinsecurepop3=1"),
-                                ("cram", f"|hmac-md5pw={hmac_secret('cramcram', 'md5')}")):
+            accounts = [("erin", ""), ("carol", "|options=disablepop3=1"),
+                        ("dave", "|options=disableinsecurepop3=1"),
+                        ("cram", f"|hmac-md5pw={hmac_secret('cramcram', 'md5')}")]
+            if which == "courier":  # for the hand-over comparison: same data, own homes
+                accounts += [(p + name, extra) for p in ("h", "g") for name, extra in accounts]
+            for user, extra in accounts:
                 home = side / "vmail" / user
                 for sub in ("tmp", "new", "cur"):
                     (home / "Maildir" / sub).mkdir(parents=True)
@@ -298,11 +301,20 @@ def _start_chain(root: Path, pop3d_extra: str, ssl_extra: str):  # type: ignore[
             while not (run / "socket").exists() and time.monotonic() < deadline:
                 time.sleep(0.02)
             etcs[which] = etc
+        # Our pop3d behind Courier's courierpop3login runs as the account (uid 5000), which
+        # cannot reach the venv's interpreter under /root here: a wrapper starts it with the
+        # system's Python of the same version and the venv's packages.
+        wrapper = root / "ourpop3d.sh"
+        site = REPO / ".venv" / "lib" / "python3.11" / "site-packages"
+        wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={REPO}:{site} exec /usr/bin/python3 -m "
+                           f"courierpy.cli.pop3d --config-dir=/nonexistent \"$@\"\n")
+        wrapper.chmod(0o755)
         with courier_namespace(etcs["courier"], root / "courier" / "run") as ns:
             ports = {}
             for which, prog, conf in (
                     ("courier", f"{login} {COURIER_POP3D}", "/etc/courier"),
-                    ("ours", f"{OUR_POP3D} --config-dir={etcs['ours']}", etcs["ours"])):
+                    ("ours", f"{OUR_POP3D} --config-dir={etcs['ours']}", etcs["ours"]),
+                    ("handover", f"{login} {wrapper}", "/etc/courier")):
                 port = free_port()
                 script = (f"set -a; . {conf}/pop3d; . {conf}/pop3d-ssl; "
                           f"COURIERPY_LOGIN_FAIL_DELAY=0.1; exec {tcpd} -address=127.0.0.1 "
@@ -382,9 +394,10 @@ def _cram_challenge_normal(data: bytes) -> bytes:
     return re.sub(rb"(?m)^\+ P[A-Za-z0-9+/=]{20,}\r$", b"+ <challenge>\r", data)
 
 
-def _same(chain: Chain, steps: list[bytes], *, tls_after: int | None = None) -> bytes:
+def _same(chain: Chain, steps: list[bytes], *, tls_after: int | None = None,
+          sides: tuple[str, str] = ("courier", "ours")) -> bytes:
     outs = []
-    for which in ("courier", "ours"):
+    for which in sides:
         c = Conversation(chain.ports[which])
         for i, step in enumerate(steps):
             c.ask(step)
@@ -414,6 +427,34 @@ def test_login_stage_identical(chain: Chain) -> None:
 ], ids=["userpass", "disablepop3", "disableinsecure", "plain", "login"])
 def test_logins_identical(chain: Chain, steps: list[bytes]) -> None:
     _same(chain, steps)
+
+
+@pytest.mark.parametrize("steps", [
+    [b"USER erin", b"PASS erinpw", b"CAPA", b"STAT", b"LIST", b"UIDL", b"RETR 2", b"TOP 3 1",
+     b"RETR 6", b"DELE 1", b"QUIT"],
+    [b"USER dave", b"PASS davepw"],
+], ids=["userpass", "disableinsecure"])
+def test_real_courierpop3login_hands_over_to_ours(chain: Chain, steps: list[bytes]) -> None:
+    """couriertcpd → Courier's courierpop3login → OUR pop3d (pre-authenticated hand-over).
+
+    Compared with the same dialogue on Courier's own chain, each in its own copy of the
+    account (``hNAME``, ``gNAME``: same messages, password ``<login>pw``); user names never
+    appear in the replies.
+    """
+    require("/usr/bin/python3")
+    if not (REPO / ".venv" / "lib" / "python3.11").is_dir():
+        pytest.skip("the venv is not Python 3.11 like the system's python3")
+    outs = []
+    for which, prefix in (("courier", b"h"), ("handover", b"g")):
+        c = Conversation(chain.ports[which])
+        for step in steps:
+            if step.startswith(b"USER "):
+                step = b"USER " + prefix + step[5:]
+            elif step.startswith(b"PASS "):
+                step = b"PASS " + prefix + step[5:]
+            c.ask(step)
+        outs.append(norm(c.close()).split(b"\r\n"))
+    assert outs[1] == outs[0]
 
 
 def test_failed_logins_identical(chain: Chain) -> None:
