@@ -4,13 +4,13 @@ One :class:`Pop3Session` is one connection. :meth:`Pop3Session.feed` takes
 whatever the client sent (several pipelined commands, half a command, ...)
 and returns the actions for the I/O loop, in order: :class:`bytes` to send,
 :class:`Sleep` (the delay after a failed login), :class:`StartTLS`,
-:class:`Log` (a login or a failed one) and :class:`Close`. Authentication and
+:class:`Log` (LOGIN, LOGIN FAILED, LOCKED, DELETED) and :class:`Close`. Authentication and
 the opening of the Maildir are injected callables, so the core never touches
 a socket; the Maildir snapshot is a :class:`~courierpy.pop3.mailbox.Pop3Mailbox`.
 
 States (RFC 1939) and the commands each accepts::
 
-    AUTHORIZATION  CAPA USER PASS AUTH STLS UTF8 NOOP QUIT   (Courier's courierpop3login)
+    AUTHORIZATION  CAPA USER PASS AUTH STLS UTF8 QUIT   (Courier's courierpop3login)
     TRANSACTION    CAPA STAT LIST RETR DELE NOOP RSET QUIT TOP UIDL UTF8  (courierpop3d)
     UPDATE         entered by QUIT in TRANSACTION: deletions, then "+OK Bye-bye."
 
