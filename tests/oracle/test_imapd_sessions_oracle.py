@@ -659,3 +659,59 @@ def test_folder_edge_cases_match_courier(tmp_path):
         out.append((home / "Maildir" / "courierimapsubscribed").read_bytes())
         got[side] = out
     assert got["ours"] == got["theirs"]
+
+
+PIPELINED = b"""a STARTTLS
+g ENABLE FOO
+h ENABLE UTF8=ACCEPT UTF8=ACCEPT
+j LIST "" INBOX
+k LIST "" %
+l LIST INBOX %
+l2 LIST INBOX. %
+l3 LIST INBOX *
+l4 LIST "INBOX.x" *
+v GETQUOTAROOT INBOX.nope
+v2 GETQUOTAROOT nope
+a1 APPEND INBOX (\\Seen \\Foo) {3}
+abc
+a2 APPEND INBOX {0}
+
+a3 APPEND INBOX "31-Feb-2024 10:00:00 +0000" {3}
+abc
+a4 APPEND INBOX (\\Recent) {3}
+abc
+s SELECT INBOX
+y SEARCH CHARSET UTF-8 ALL
+f FETCH 1:* (FLAGS)
+b1 STORE 1 +FLAGS (\\Foo)
+b2 STORE 1 FLAGS.SILENT (\\Seen \\Recent)
+b3 FETCH 1 FLAGS
+b4 STORE 1:* -FLAGS.SILENT ()
+b5 UID STORE 1:* +FLAGS (\\Answered)
+c1 UID FETCH * (UID)
+c3 FETCH * FLAGS
+c6 COPY 1:* INBOX
+c7 NOOP
+c9 STORE 1,3 +FLAGS (\\Deleted)
+d1 EXPUNGE
+d2 FETCH 1:* (UID FLAGS)
+z LOGOUT
+""".replace(b"\n", b"\r\n")
+
+
+def test_pipelined_input_matches_courier(tmp_path):
+    """One burst of commands (literals sent without waiting for "+"), whole output compared."""
+    from tests.oracle.courier_imapd import courier_env
+
+    outs = []
+    for side, binary in (("theirs", "/usr/bin/imapd"), ("ours", OUR_IMAPD)):
+        home = tmp_path / side
+        for sub in ("tmp", "new", "cur"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        r = subprocess.run([binary, "Maildir"], cwd=home, capture_output=True, timeout=60,
+                           env=courier_env("u", IMAP_MAILBOX_SANITY_CHECK="0"),
+                           input=PIPELINED)
+        lines = r.stdout.decode().split("\r\n")
+        outs.append([re.sub(r"^(\w+) BAD Error in IMAP", r"\1 NO Error in IMAP", ln)
+                     for ln in _normalise(lines)])
+    assert outs[1] == outs[0]

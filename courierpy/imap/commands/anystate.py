@@ -5,7 +5,7 @@ from __future__ import annotations
 from courierpy.imap import texts
 from courierpy.imap.errors import Refused
 from courierpy.imap.grammar import Command
-from courierpy.imap.responses import Atom, Bye, Tagged
+from courierpy.imap.responses import Bye, Tagged
 
 
 def capability(session, cmd: Command) -> None:
@@ -42,7 +42,7 @@ def enable(session, cmd: Command) -> None:
     if enabled:
         session.utf8 = True
         session.reader.utf8 = True
-        session.untagged(Atom("ENABLED"), *(Atom(e) for e in enabled))
+    session.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
     session.ok(cmd.tag, texts.ENABLE_OK)
 
 

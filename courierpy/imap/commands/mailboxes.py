@@ -294,6 +294,8 @@ def _list(session, cmd: Command, lsub: bool) -> None:
             session.untagged(Atom(word), (Atom("\\Noselect"),), ".", Raw(b'""'))
         session.ok(cmd.tag, texts.LSUB_OK if lsub else texts.LIST_OK)
         return
+    if ref and not ref.endswith("."):
+        ref += "."  # the reference names a level of the hierarchy (as Courier reads it)
     rx = _pattern(ref + pat)
     maildir = Path(session.account.maildir)
     real = _folders_in_dir_order(maildir)

@@ -226,18 +226,24 @@ def targets(session, seqset, uid: bool, *, report_invalid: bool = True) -> list[
         uids = [e.uid for e in mbox.entries]
         wanted = set(seqset.resolve_uids(uids))
         return [i for i, e in enumerate(mbox.entries) if e.uid in wanted]
+    session.invalid_number = None
     if report_invalid:
         for r in seqset.ranges:
             if STAR in r:
                 continue  # "1:*" names what there is, even nothing (as Courier)
-            for x in r:
-                if x > n:
-                    session.send(UntaggedStatus("NO", texts.INVALID_SEQUENCE_NUMBER.format(n=x)))
-                    break
-            else:
-                continue
-            break
+            bad = next((x for x in r if x > n), None)
+            if bad is not None:
+                session.invalid_number = bad
+                break
     return [s - 1 for s in seqset.resolve_seq(n)]
+
+
+def report_invalid(session) -> None:
+    """``* NO Invalid message sequence number: n`` after the messages that exist (as Courier)."""
+    bad = getattr(session, "invalid_number", None)
+    if bad is not None:
+        session.send(UntaggedStatus("NO", texts.INVALID_SEQUENCE_NUMBER.format(n=bad)))
+        session.invalid_number = None
 
 
 # -- STORE ----------------------------------------------------------------------------
@@ -300,6 +306,7 @@ def store(session, cmd: Command) -> None:
             items += [Atom("FLAGS"), tuple(Atom(f) for f in flag_list(e))]
             session.untagged(i + 1, Atom("FETCH"), tuple(items))
     mbox.keywords_settled(session)
+    report_invalid(session)
     session.ok(cmd.tag, texts.STORE_OK)
 
 
@@ -388,6 +395,7 @@ def fetch(session, cmd: Command) -> None:
         cache.save()
     except Exception:  # noqa: BLE001 - the cache is never the only copy
         pass
+    report_invalid(session)
     session.ok(cmd.tag, texts.FETCH_OK)
 
 
@@ -409,6 +417,8 @@ def search(session, cmd: Command) -> None:
 
     mbox = session.selected
     prog = cmd.args.program
+    if session.utf8 and prog.charset is not None:
+        raise Refused("CHARSET is not valid in UTF8 mode as per RFC 6855")
     from courierpy.imap.fetchatts import FetchNeeds
 
     dates = bool(prog.key.needs & FetchNeeds.INTERNALDATE)
@@ -470,6 +480,7 @@ def copy(session, cmd: Command) -> None:
         if e.keywords:
             kwmod.set_keywords(path, base, e.keywords)
         done.append((e.uid, base))
+    report_invalid(session)
     if not done:
         session.ok(cmd.tag, texts.COPY_OK)
         return

@@ -39,9 +39,11 @@ def _send_quota(session, root: str) -> None:
 
 def getquotaroot(session, cmd: Command) -> None:
     """RFC 2087 4.3 — https://www.rfc-editor.org/rfc/rfc2087#section-4.3"""
-    from courierpy.imap.commands.mailboxes import resolve, wire_name
+    from courierpy.imap.commands.mailboxes import wire_name
 
-    name, _path = resolve(session, cmd.args.mailbox)
+    name = cmd.args.mailbox  # any name has the one quota root, existing or not (as Courier)
+    if name != "INBOX" and not name.startswith("INBOX."):
+        raise Refused(texts.INVALID_MAILBOX_NAME)
     session.untagged(Atom("QUOTAROOT"), wire_name(session, name), _q("ROOT"))
     _send_quota(session, "ROOT")
     session.ok(cmd.tag, texts.GETQUOTAROOT_OK)
