@@ -213,8 +213,8 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
         except (OSError, ssl.SSLError, TLSConfigError) as exc:
             _log(err, f"ERR: STLS not offered: {config.get('TLS_CERTFILE')}: {exc}")
             settings.starttls = False
-    ip = env.get("TCPREMOTEIP", "")
-    port = env.get("TCPREMOTEPORT", "")
+    ip = env.get("TCPREMOTEIP", "127.0.0.1")  # Courier's defaults without couriertcpd
+    port = env.get("TCPREMOTEPORT", "0")
     where = f"ip=[{ip}], port=[{port}]"
     try:
         timeout = float(env.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))

@@ -570,3 +570,17 @@ def test_two_sessions_identical(homes: tuple[Path, Path]) -> None:
         outs.append((got, state(home)))
     assert outs[0][0][6] == b"+OK Bye-bye.\r\n" and outs[0][0][-1] == b"+OK Bye-bye.\r\n"
     assert outs[1] == outs[0]
+
+
+def test_log_without_tcpd_environment_identical(homes: tuple[Path, Path]) -> None:
+    """Started without couriertcpd's TCPREMOTEIP/PORT, both log Courier's defaults."""
+    logs = []
+    for prog, home in ((COURIER_POP3D, homes[0]), (OUR_POP3D, homes[1])):
+        args = [prog, "Maildir"] if prog == COURIER_POP3D else [
+            prog, "--config-dir", "/nonexistent", "Maildir"]
+        proc = subprocess.run(args, input=b"STAT\r\nQUIT\r\n", cwd=home, capture_output=True,
+                              env={"PATH": "/usr/bin:/bin", "AUTHENTICATED": "erin"},
+                              timeout=30, check=False)
+        logs.append([re.sub(r", (rcvd|sent|time|top|retr)=\d+", "", ln)
+                     for ln in proc.stderr.decode().splitlines() if ln.startswith("INFO:")])
+    assert logs[0] and logs[1] == logs[0]
