@@ -276,3 +276,23 @@ def test_cram_md5(instance: Instance) -> None:
             s.sendall(base64.b64encode(b"erin " + digest.encode()) + b"\r\nSTAT\r\nQUIT\r\n")
             assert f.readline() == b"+OK logged in.\r\n"
             assert f.readline() == b"+OK 0 0\r\n"
+
+
+def test_client_that_stops_reading(inst: Instance) -> None:
+    """Replies pile up unread: after the autologout time the session ends, nothing deleted."""
+    md = inst.users["erin"].maildir
+    big = b"Subject: big\n\n" + (b"x" * 99 + b"\n") * 40000  # 4 MB on the wire
+    (md / "new" / f"1700000005.M1P1.test,S={len(big)}").write_bytes(big)
+    lst = Pop3Listener(inst, COURIERPY_POP3_TIMEOUT="0.5")
+    with lst as port:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"USER erin\r\nPASS erinpw\r\nDELE 1\r\n" + b"RETR 3\r\n" * 20)
+        t0 = time.monotonic()
+        while not lst.children and time.monotonic() - t0 < 5:
+            time.sleep(0.01)
+        wait_children(lst, timeout=15)
+        assert time.monotonic() - t0 < 10
+        s.close()
+    assert "INFO: TIMEOUT, user=erin" in lst.log()
+    assert len(os.listdir(md / "cur")) == 3
