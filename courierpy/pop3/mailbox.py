@@ -318,5 +318,11 @@ class Pop3Mailbox:
             count += 1
             removed.append(msg.filename)
         if count:
+            # as Courier: an overgrown (or stale, over-quota) maildirsize is recounted
+            # first, from the Maildir as it is now, and the delta still appended after it
+            try:
+                quota.read_usage(self.path, env_quota=os.environ.get("MAILDIRQUOTA"))
+            except (OSError, quota.QuotaSpecError):
+                pass
             quota.add_delta(self.path, -nbytes, -count)
         return removed

@@ -584,3 +584,15 @@ def test_log_without_tcpd_environment_identical(homes: tuple[Path, Path]) -> Non
         logs.append([re.sub(r", (rcvd|sent|time|top|retr)=\d+", "", ln)
                      for ln in proc.stderr.decode().splitlines() if ln.startswith("INFO:")])
     assert logs[0] and logs[1] == logs[0]
+
+
+def test_overgrown_maildirsize_identical(homes: tuple[Path, Path]) -> None:
+    """A maildirsize of 5120 bytes or more is recounted at QUIT, as Courier does."""
+    for home in homes:
+        (home / "Maildir/maildirsize").write_bytes(
+            b"100000S,100C\n" + b"         300           10\n" * 250)
+    theirs, ours = both(homes, b"DELE 1\r\nDELE 4\r\nQUIT\r\n")
+    assert ours == theirs
+    got = state(homes[1])
+    assert got == state(homes[0])
+    assert len(got["maildirsize"]) < 200  # recounted
