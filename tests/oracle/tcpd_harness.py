@@ -70,23 +70,39 @@ class Tcpd:
 def running(exe: str, options: list[str], program: list[str], tmp: Path,
             portlist: str | None = None, env: dict[str, str] | None = None,
             port: int | None = None) -> Iterator[Tcpd]:
-    """Run *exe*; *portlist* defaults to *port* (a free one if not given)."""
-    port = port or free_port()
-    log = tmp / f"tcpd-{os.path.basename(exe)}-{port}.log"
-    proc = subprocess.Popen(
-        [exe, *options, portlist or str(port), *program],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-        env=env if env is not None else BASE_ENV, start_new_session=True,
-    )
-    try:
-        wait_listening(port, proc)
-        yield Tcpd(proc, port, log)
-    finally:
+    """Run *exe*; *portlist* defaults to *port* (a free one if not given).
+
+    When the port was picked here, another process on the machine may take it
+    between the pick and the bind; the start is then retried on a new port.
+    """
+    tries = 1 if (port or portlist) else 3
+    for attempt in range(tries):
+        chosen = port or free_port()
+        log = tmp / f"tcpd-{os.path.basename(exe)}-{chosen}.log"
+        proc = subprocess.Popen(
+            [exe, *options, portlist or str(chosen), *program],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
+            env=env if env is not None else BASE_ENV, start_new_session=True, cwd=tmp,
+        )
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+            wait_listening(chosen, proc)
+            break
+        except AssertionError:
+            _kill(proc)
+            if attempt == tries - 1:
+                raise
+    try:
+        yield Tcpd(proc, chosen, log)
+    finally:
+        _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def connect(port: int, source: str = "127.0.0.1", host: str | None = None) -> socket.socket:
