@@ -20,7 +20,7 @@ from courierpy.authproto import options_dict
 from courierpy.cli.options import config_dir_option
 from courierpy.config import read_shell_vars
 from courierpy.errors import CourierError
-from courierpy.imap.server import serve
+from courierpy.imap.server import serve, tls_context
 from courierpy.imap.session import Account, Session, Settings
 
 
@@ -77,6 +77,8 @@ def main(config_dir: Path, maildir: str | None) -> None:
 
         session = Session(settings, auth=AuthClient.from_config(config_dir), become=become,
                           log=_log)
+        if settings.starttls:
+            session.tls_context = tls_context(settings)
     sys.exit(serve(session))
 
 

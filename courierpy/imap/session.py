@@ -198,6 +198,10 @@ class Session:
         self.closed = False
         self.utf8 = False
         self.logged_out = False
+        #: set by STARTTLS: the server loop starts TLS with this context after the OK
+        self.start_tls = None
+        #: the TLS context STARTTLS may use (None: STARTTLS refused)
+        self.tls_context = None
         self.violations = ViolationCounter()
         #: the selected mailbox (courierpy.imap.mailbox.SelectedMailbox) or None
         self.selected = None
@@ -385,6 +389,15 @@ class Session:
             account.name = userid
         self.log(f"LOGIN, user={account.name}")
         self._logged_in(account, tag)
+
+    def tls_started(self) -> None:
+        """TLS is up: IMAP_TLS=1 from now on, no pipelined plaintext kept (RFC 3501 6.2.1)."""
+        from dataclasses import replace
+
+        self.settings = replace(self.settings, tls=True, starttls=False, tls_required=False)
+        state = self.reader.state
+        self.reader = CommandReader(max_append=self.settings.max_append)
+        self.reader.state = state
 
     def cram_challenge(self) -> str:
         host = socket.gethostname()

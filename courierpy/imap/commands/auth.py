@@ -125,8 +125,16 @@ class FatalAlert(Fatal):
 
 
 def starttls(session, cmd: Command) -> None:
-    """RFC 3501 6.2.1 — TLS is couriertls' job here; without it, Courier's refusal."""
-    raise Refused()
+    """RFC 3501 6.2.1 — https://www.rfc-editor.org/rfc/rfc3501#section-6.2.1
+
+    Offered when IMAP_STARTTLS=YES and TLS_CERTFILE holds a certificate and key;
+    otherwise Courier's refusal.
+    """
+    s = session.settings
+    if not s.starttls or s.tls or session.tls_context is None:
+        raise Refused()
+    session.send(Tagged(cmd.tag, "OK", texts.STARTTLS_OK))
+    session.start_tls = session.tls_context
 
 
 def open_account(session, account) -> None:
