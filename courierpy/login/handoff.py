@@ -1,0 +1,125 @@
+"""After a login: become the account and start the session program, as Courier does.
+
+Courier's imaplogin and courierpop3login switch to the account's uid/gid,
+``chdir`` to its home, add ``AUTHENTICATED`` (and ``IMAPLOGINTAG``,
+``OPTIONS``, ...) to the environment and exec the program named on their
+command line with the Maildir as its argument.  We do the same, so either
+side of the chain may be the real Courier's.
+
+TLS: Courier keeps TLS out of the login programs (couriertls runs in front,
+or is started by STARTTLS as a separate relay process).  Our login stage
+holds the TLS session in-process, so when TLS is active the process forks
+first: the child (the session, exec'd) talks plain text over a socket pair,
+and the parent, already running as the account too, relays between that
+pair and the encrypted client connection until either side ends.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+
+from courierpy.proc import become_account
+
+__all__ = ["TlsState", "hand_over", "relay"]
+
+_BUF = 65536
+
+
+class TlsState:
+    """A server-side TLS session over memory BIOs, on the client fd *netfd*."""
+
+    def __init__(self, obj: ssl.SSLObject, incoming: ssl.MemoryBIO,
+                 outgoing: ssl.MemoryBIO) -> None:
+        self.obj, self.incoming, self.outgoing = obj, incoming, outgoing
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def relay(tls: TlsState, netfd: int, localfd: int) -> None:
+    """Relay between the TLS client on *netfd* and the plain *localfd* until one side ends."""
+
+    def flush() -> None:
+        out = tls.outgoing.read()
+        if out:
+            _write_all(netfd, out)
+
+    try:
+        while True:
+            if tls.obj.pending():
+                ready = [netfd]
+            else:
+                ready, _, _ = select.select([netfd, localfd], [], [])
+            if localfd in ready:
+                data = os.read(localfd, _BUF)
+                if not data:
+                    try:
+                        tls.obj.unwrap()
+                    except ssl.SSLError:
+                        pass
+                    flush()
+                    return
+                tls.obj.write(data)
+                flush()
+            if netfd in ready:
+                if not tls.obj.pending():
+                    raw = os.read(netfd, _BUF)
+                    if not raw:
+                        return
+                    tls.incoming.write(raw)
+                while True:
+                    try:
+                        plain = tls.obj.read(_BUF)
+                    except ssl.SSLWantReadError:
+                        break
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                        return
+                    if not plain:
+                        return
+                    _write_all(localfd, plain)
+                flush()
+    except (OSError, ssl.SSLError):
+        return
+
+
+def hand_over(argv: Sequence[str], env_add: Mapping[str, str], *, uid: int | None, gid: int,
+              home: str | None, umask: int | None, tls: TlsState | None = None,
+              netfd: int = 0) -> None:
+    """Become the account, set the environment and exec *argv* (never returns normally).
+
+    Raises :class:`courierpy.proc.PrivilegeError` when the account cannot be
+    entered (the caller answers the client), :class:`OSError` when the
+    program cannot be started.
+    """
+    become_account(uid, gid, home, umask=umask)
+    env = dict(os.environ)
+    env.update(env_add)
+    if tls is None:
+        os.execve(argv[0], list(argv), env)
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the session side, exec'd
+        try:
+            mine.close()
+            os.dup2(theirs.fileno(), 0)
+            os.dup2(theirs.fileno(), 1)
+            theirs.close()
+            os.execve(argv[0], list(argv), env)
+        finally:
+            os._exit(127)
+    theirs.close()
+    try:
+        relay(tls, netfd, mine.fileno())
+    finally:
+        mine.shutdown(socket.SHUT_RDWR)
+        mine.close()
+        os.waitpid(pid, 0)
+    os._exit(0)
