@@ -52,7 +52,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 class MessageView:
     """What the session knows of one message.
 
-    *path* is its file (``cur/<name>``) as of the last scan, *basename* the
+    *path* is its file (``cur/<name>``, a Path or a plain string) as of the
+    last scan, *basename* the
     name without ``:2,<flags>``, *flags* its flags in Courier's FETCH order
     (:func:`courierpy.imap.flags.imap_flags`), *internaldate* the file's
     mtime, *size* the ``,S=`` size from the name (stored, LF form) or None.
@@ -60,7 +61,7 @@ class MessageView:
 
     seq: int
     uid: int
-    path: Path
+    path: Path | str
     basename: str
     flags: tuple[str, ...]
     internaldate: float

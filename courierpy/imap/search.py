@@ -145,6 +145,9 @@ class _Search:
 
     def meta(self):
         assert self.msg is not None
+        meta = self.cache.known(self.msg.basename)
+        if meta is not None and meta._headers is not None:  # checked and decoded already
+            return meta
         return self.cache.search_data(self.msg.path, self.msg.basename)
 
     # -- evaluation -------------------------------------------------------------
@@ -184,13 +187,19 @@ class _Search:
 
     def header(self, key: Header) -> bool:
         name = key.field.lower()
+        needle = self.needle(key)
         if name in SEARCH_FIELDS:
-            values = self.meta().headers.get(name)
-        else:
-            values = self._other_header(name)
+            meta = self.meta()
+            norm = meta.norm
+            if norm is None:
+                norm = meta.norm = {}
+            values = norm.get(name)
+            if values is None:
+                values = norm[name] = tuple(normalize(v) for v in meta.headers.get(name, ()))
+            return any(needle in v for v in values)
+        values = self._other_header(name)
         if not values:
             return False
-        needle = self.needle(key)
         return any(needle in normalize(v) for v in values)
 
     def _other_header(self, name: str) -> tuple[str, ...]:
@@ -240,6 +249,11 @@ class _Search:
 
     def _read(self) -> bytes | None:
         assert self.msg is not None
+        try:
+            with open(self.msg.path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            pass
         path = locate(self.msg.path, self.msg.basename)
         if path is None:
             return None

@@ -117,6 +117,8 @@ class MessageMeta:
     tree_json: str = ""
     _tree: Part | None = field(default=None, repr=False, compare=False)
     _search_json: bytes = field(default=b"", repr=False, compare=False)
+    #: SEARCH's normalized header values (field → values), filled as searched
+    norm: dict[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def headers(self) -> dict[str, tuple[str, ...]]:
@@ -311,6 +313,7 @@ def locate(path: Path, basename: str) -> Path | None:
     """*path* if it exists, else the message *basename* under its new name
     (another session renamed it to change flags, or moved it from new/ to
     cur/), else None (expunged)."""
+    path = Path(path)
     if path.exists():
         return path
     folder = path.parent.parent
@@ -451,6 +454,13 @@ class MetadataCache:
         self._dirty = True
 
     # -- the interface --------------------------------------------------------------
+
+    def known(self, basename: str) -> MessageMeta | None:
+        """The metadata of *basename* if it was already checked against its file in
+        this session (no I/O at all), else None: then use :meth:`get`."""
+        if basename in self._valid:
+            return self._decoded.get(basename)
+        return None
 
     def get(self, path: Path, basename: str) -> MessageMeta:
         """The metadata of message *basename* stored at *path*.

@@ -339,7 +339,8 @@ def _view(mbox, i: int, e: Entry, *, dates: bool = True):
     """What FETCH and SEARCH know of message *i*; *dates* False skips the stat."""
     from courierpy.imap.fetch import MessageView
 
-    return MessageView(seq=i + 1, uid=e.uid, path=mbox.file_path(e), basename=e.basename,
+    return MessageView(seq=i + 1, uid=e.uid, path=mbox._cur_prefix + e.filename,
+                       basename=e.basename,
                        flags=flag_list(e),
                        internaldate=mbox.internaldate(e) if dates else 0.0,
                        size=names.size_of(e.filename))
@@ -369,6 +370,9 @@ def fetch(session, cmd: Command) -> None:
     seen = not mbox.readonly and "s" in mbox.rights and any(x.sets_seen for x in atts)
     dates = "INTERNALDATE" in names_asked
     cache = _cache(session, mbox)
+    if not seen and all(x.section is None and x.name in _SIMPLE_ATTS for x in atts):
+        _fetch_simple(session, mbox, idx, tuple(x.name for x in atts), cache)
+        idx = []
     for i in idx:
         e = mbox.entries[i]
         add_flags = False
@@ -397,6 +401,63 @@ def fetch(session, cmd: Command) -> None:
         pass
     report_invalid(session)
     session.ok(cmd.tag, texts.FETCH_OK)
+
+
+#: FETCH items that need no message file: the scan, the session and the cache
+_META_ATTS = frozenset({"RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY"})
+_SIMPLE_ATTS = frozenset({"UID", "FLAGS", "INTERNALDATE"}) | _META_ATTS
+
+
+def _fetch_simple(session, mbox, idx: list[int], atts: tuple[str, ...], cache) -> None:
+    """FETCH of items needing no message file, as render_fetch renders them, in
+    one loop and one buffer: entries checked this session come straight from
+    the cache (no stat, no MessageView), flag lists are rendered once per
+    distinct flag set."""
+    from courierpy.imap.fetch import internaldate
+
+    need_meta = not _META_ATTS.isdisjoint(atts)
+    entries = mbox.entries
+    known = cache.known
+    dates = mbox._dates
+    flag_memo: dict[tuple[str, frozenset[str], bool], bytes] = {}
+    out: list[bytes] = []
+    for i in idx:
+        e = entries[i]
+        meta = None
+        if need_meta:
+            meta = known(e.basename)
+            if meta is None:
+                try:
+                    meta = cache.get(mbox.file_path(e), e.basename)
+                except (FileNotFoundError, MessageGone):
+                    continue
+        parts: list[bytes] = []
+        for name in atts:
+            if name == "UID":
+                parts.append(b"UID %d" % e.uid)
+            elif name == "FLAGS":
+                key = (e.letters, e.keywords, e.recent)
+                fl = flag_memo.get(key)
+                if fl is None:
+                    fl = flag_memo[key] = (b"FLAGS (" + " ".join(flag_list(e)).encode("utf-8")
+                                           + b")")
+                parts.append(fl)
+            elif name == "INTERNALDATE":
+                when = dates.get(e.uid)
+                if when is None:
+                    when = mbox.internaldate(e)
+                parts.append(b"INTERNALDATE " + internaldate(when))
+            elif name == "ENVELOPE":
+                parts.append(b"ENVELOPE " + meta.envelope)  # type: ignore[union-attr]
+            elif name == "BODYSTRUCTURE":
+                parts.append(b"BODYSTRUCTURE " + meta.bodystructure)  # type: ignore[union-attr]
+            elif name == "RFC822.SIZE":
+                parts.append(b"RFC822.SIZE %d" % meta.rfc822_size)  # type: ignore[union-attr]
+            else:  # BODY
+                parts.append(b"BODY " + meta.body)  # type: ignore[union-attr]
+        out.append(b"* %d FETCH (%s)\r\n" % (i + 1, b" ".join(parts)))
+    if out:
+        session.send(b"".join(out))
 
 
 class _Items(tuple):
