@@ -75,6 +75,8 @@ class SelectedMailbox:
         self._cur = path / "cur"
         self._cur_prefix = str(self._cur) + os.sep
         self._dates: dict[int, float] = {}
+        #: UID → ``INTERNALDATE "..."`` as FETCH sends it (from _dates, never changes)
+        self.date_wire: dict[int, bytes] = {}
         #: messages this process moved from new/: \\Recent for this session (kept
         #: across re-SELECTs by the same process, as Courier does)
         self.recent = recent if recent is not None else set()

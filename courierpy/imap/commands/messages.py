@@ -346,6 +346,26 @@ def _view(mbox, i: int, e: Entry, *, dates: bool = True):
                        size=names.size_of(e.filename))
 
 
+def _views(mbox, *, dates: bool, sizes: bool) -> list:
+    """:func:`_view` of every message, for SEARCH: flag lists rendered once per
+    distinct flag set; no stat unless *dates*, no ``,S=`` parsing unless *sizes*
+    (size None then: only a SIZE key reads it)."""
+    from courierpy.imap.fetch import MessageView
+
+    prefix = mbox._cur_prefix
+    memo: dict[tuple[str, frozenset[str], bool], tuple[str, ...]] = {}
+    out = []
+    for i, e in enumerate(mbox.entries):
+        key = (e.letters, e.keywords, e.recent)
+        fl = memo.get(key)
+        if fl is None:
+            fl = memo[key] = flag_list(e)
+        out.append(MessageView(i + 1, e.uid, prefix + e.filename, e.basename, fl,
+                               mbox.internaldate(e) if dates else 0.0,
+                               names.size_of(e.filename) if sizes else None))
+    return out
+
+
 def _cache(session, mbox):
     cache = getattr(mbox, "cache", None)
     if cache is None:
@@ -418,7 +438,7 @@ def _fetch_simple(session, mbox, idx: list[int], atts: tuple[str, ...], cache) -
     need_meta = not _META_ATTS.isdisjoint(atts)
     entries = mbox.entries
     known = cache.known
-    dates = mbox._dates
+    date_wire = mbox.date_wire
     flag_memo: dict[tuple[str, frozenset[str], bool], bytes] = {}
     out: list[bytes] = []
     for i in idx:
@@ -443,10 +463,10 @@ def _fetch_simple(session, mbox, idx: list[int], atts: tuple[str, ...], cache) -
                                            + b")")
                 parts.append(fl)
             elif name == "INTERNALDATE":
-                when = dates.get(e.uid)
-                if when is None:
-                    when = mbox.internaldate(e)
-                parts.append(b"INTERNALDATE " + internaldate(when))
+                w = date_wire.get(e.uid)
+                if w is None:
+                    w = date_wire[e.uid] = b"INTERNALDATE " + internaldate(mbox.internaldate(e))
+                parts.append(w)
             elif name == "ENVELOPE":
                 parts.append(b"ENVELOPE " + meta.envelope)  # type: ignore[union-attr]
             elif name == "BODYSTRUCTURE":
@@ -482,8 +502,9 @@ def search(session, cmd: Command) -> None:
         raise Refused("CHARSET is not valid in UTF8 mode as per RFC 6855")
     from courierpy.imap.fetchatts import FetchNeeds
 
-    dates = bool(prog.key.needs & FetchNeeds.INTERNALDATE)
-    msgs = [_view(mbox, i, e, dates=dates) for i, e in enumerate(mbox.entries)]
+    needs = prog.key.needs
+    msgs = _views(mbox, dates=bool(needs & FetchNeeds.INTERNALDATE),
+                  sizes=bool(needs & FetchNeeds.SIZE))
     cache = _cache(session, mbox)
     max_uid = mbox.entries[-1].uid if mbox.entries else 0
     found = run_search(msgs, prog.key, cache, charset=prog.charset or "UTF-8",
