@@ -439,6 +439,8 @@ def _fetch_simple(session, mbox, idx: list[int], atts: tuple[str, ...], cache) -
     entries = mbox.entries
     known = cache.known
     date_wire = mbox.date_wire
+    dates = mbox._dates
+    prefix = mbox._cur_prefix
     flag_memo: dict[tuple[str, frozenset[str], bool], bytes] = {}
     out: list[bytes] = []
     for i in idx:
@@ -448,9 +450,13 @@ def _fetch_simple(session, mbox, idx: list[int], atts: tuple[str, ...], cache) -
             meta = known(e.basename)
             if meta is None:
                 try:
-                    meta = cache.get(mbox.file_path(e), e.basename)
+                    meta = cache.get(prefix + e.filename, e.basename)  # type: ignore[arg-type]
                 except (FileNotFoundError, MessageGone):
                     continue
+                if e.uid not in dates and known(e.basename) is meta:
+                    # checked against the file just now: that stat gave its mtime
+                    sec, nsec = divmod(meta.mtime_ns, 1_000_000_000)
+                    dates[e.uid] = sec + nsec * 1e-9  # as os.stat_result.st_mtime
         parts: list[bytes] = []
         for name in atts:
             if name == "UID":
