@@ -81,7 +81,7 @@ class FailTable:
                     table = dict(keep[: self.max_entries])
                 f.seek(0)
                 f.truncate()
-                f.write("".join(f"{k}\t{v:.4f}\t{now:.0f}\n" for k, v in table.items()))
+                f.write("".join(f"{k}\t{v:.4f}\t{now:.3f}\n" for k, v in table.items()))
             return before
         finally:
             os.close(fd)

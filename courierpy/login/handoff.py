@@ -90,6 +90,45 @@ def relay(tls: TlsState, netfd: int, localfd: int) -> None:
         return
 
 
+#: our own session programs, run in this process instead of a new interpreter
+_OWN = {"imapd": "courierpy.cli.imapd", "pop3d": "courierpy.cli.pop3d",
+        "courierpop3d": "courierpy.cli.pop3d"}
+
+
+def _own_program(path: str) -> str | None:
+    """The module of *path* when it is our own imapd/pop3d console script, else None."""
+    import sys
+
+    name = os.path.basename(path)
+    if name not in _OWN:
+        return None
+    mine = os.path.join(os.path.dirname(sys.executable), name)
+    try:
+        return _OWN[name] if os.path.samefile(path, mine) else None
+    except OSError:
+        return None
+
+
+def _exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """execve, or, for our own session program, the same in this process (no new interpreter).
+
+    The environment, argv, cwd, ids and descriptors are what the exec would
+    give; only Python's start-up is saved.
+    """
+    module = _own_program(argv[0])
+    if module is None:
+        os.execve(argv[0], list(argv), dict(env))
+    import importlib
+    import sys
+
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = list(argv)
+    main = importlib.import_module(module).main
+    main(args=list(argv[1:]), prog_name=os.path.basename(argv[0]))
+    sys.exit(0)
+
+
 def hand_over(argv: Sequence[str], env_add: Mapping[str, str], *, uid: int | None, gid: int,
               home: str | None, umask: int | None, tls: TlsState | None = None,
               netfd: int = 0) -> None:
@@ -103,7 +142,7 @@ def hand_over(argv: Sequence[str], env_add: Mapping[str, str], *, uid: int | Non
     env = dict(os.environ)
     env.update(env_add)
     if tls is None:
-        os.execve(argv[0], list(argv), env)
+        _exec(argv, env)
     mine, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the session side, exec'd
@@ -112,7 +151,9 @@ def hand_over(argv: Sequence[str], env_add: Mapping[str, str], *, uid: int | Non
             os.dup2(theirs.fileno(), 0)
             os.dup2(theirs.fileno(), 1)
             theirs.close()
-            os.execve(argv[0], list(argv), env)
+            _exec(argv, env)
+        except SystemExit as e:
+            os._exit(e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
         finally:
             os._exit(127)
     theirs.close()

@@ -1,0 +1,264 @@
+"""IMAP connection cost: connect + LOGIN + SELECT INBOX + LOGOUT, ours against Courier's.
+
+    .venv/bin/python -m benchmarks.login_select [--rounds 5] [--sessions 40] [--clients 32]
+
+Needs root and the real Courier packages.  Builds one account (userdb, 20
+messages) in a temporary directory and starts, on loopback ports:
+
+- Courier: the real couriertcpd + imaplogin + /usr/bin/imapd, authenticating
+  through the real authdaemond (in a private mount namespace over the same
+  userdb files, see tests/oracle/courier_auth.py);
+- ours: ``bin/imapd start`` (our couriertcpd + imaplogin + imapd) with our
+  authdaemond on the same userdb.
+
+Rounds alternate Courier / ours.  Each round times ``--sessions`` sessions one
+after the other, then ``--clients`` concurrent clients doing the same number
+of sessions each; medians of the per-session latency are printed with the
+ratio ours/Courier (issue 7's goal: at most 1.5).  Then ten idle logged-in
+connections are opened on each side and the resident memory of their session
+processes is read from /proc (RSS, and PSS which shares libraries fairly).
+Measurements, not tests: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from authdaemon.passwords import hash_password
+from authdaemon.userdb.makeuserdb import build
+
+REPO = Path(__file__).resolve().parents[1]
+COURIER_LIB = "/usr/lib/courier/courier"
+GOAL = 1.5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(port: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def _read_tagged(f, tag: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    while True:
+        line = f.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        if line.startswith(tag + b" "):
+            return line
+
+
+def session(port: int, keep: list[socket.socket] | None = None) -> float:
+    """One connect + LOGIN + SELECT INBOX + LOGOUT; the seconds it took."""
+    t0 = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"a LOGIN bench benchpw\r\n")
+    if not _read_tagged(f, b"a").startswith(b"a OK"):
+        raise SystemExit("LOGIN failed")
+    s.sendall(b"b SELECT INBOX\r\n")
+    _read_tagged(f, b"b")
+    if keep is not None:
+        keep.append(s)
+        return time.perf_counter() - t0
+    s.sendall(b"c LOGOUT\r\n")
+    _read_tagged(f, b"c")
+    f.close()
+    s.close()
+    return time.perf_counter() - t0
+
+
+def sequential(port: int, n: int) -> list[float]:
+    return [session(port) for _ in range(n)]
+
+
+def concurrent(port: int, clients: int, per_client: int) -> list[float]:
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        mine = [session(port) for _ in range(per_client)]
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    rss = pss = 0
+    try:
+        for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if ln.startswith("VmRSS:"):
+                rss = int(ln.split()[1])
+        for ln in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if ln.startswith("Pss:"):
+                pss = int(ln.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def idle_memory(port: int, home: str, n: int = 10) -> tuple[float, float, int]:
+    """Median RSS and PSS (KiB) of the session processes of *n* idle logged-in connections."""
+    keep: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            session(port, keep)
+        time.sleep(0.3)
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:  # a session process runs in the account's home
+                    cwd = os.readlink(f"/proc/{entry}/cwd")
+                    if cwd == home or cwd.startswith(home + "/"):
+                        pids.append(int(entry))
+                except OSError:
+                    continue
+        mems = [_memory(p) for p in pids]
+        return (statistics.median(m[0] for m in mems), statistics.median(m[1] for m in mems),
+                len(pids))
+    finally:
+        for s in keep:
+            s.close()
+
+
+def setup(root: Path) -> tuple[Path, Path, str]:
+    etc = root / "etc"
+    etc.mkdir()
+    for name in ("imapd", "imapd-ssl"):
+        shutil.copy(f"/etc/courier/{name}", etc / name)
+    home = root / "vmail" / "bench"
+    md = home / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (md / sub).mkdir(parents=True)
+    for i in range(20):
+        msg = f"From: a{i}@example.com\nSubject: message {i}\n\nbody {i}\n".encode()
+        (md / "cur" / f"{1700000000 + i}.M{i}P1.bench,S={len(msg)}:2,S").write_bytes(msg)
+    (etc / "userdb").write_text(
+        f"bench\tuid={os.getuid()}|gid={os.getgid()}|home={home}|mail={md}"
+        f"|systempw={hash_password('benchpw', 'md5-crypt')}\n")
+    (etc / "userdb").chmod(0o600)
+    build(etc / "userdb")
+    return etc, home, str(md)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--sessions", type=int, default=40)
+    ap.add_argument("--clients", type=int, default=32)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (the real authdaemond runs in a mount namespace)")
+    from tests.oracle.courier_auth import real_authdaemond, write_authdaemonrc
+
+    root = Path(tempfile.mkdtemp(prefix="bench-login-"))
+    root.chmod(0o755)
+    procs: list[subprocess.Popen[bytes]] = []
+    ours_etc = root / "ours-etc"
+    try:
+        etc, home, _maildir = setup(root)
+        shutil.copytree(etc, ours_etc)
+        write_authdaemonrc(etc)  # Courier's: compiled-in /run/courier/authdaemon
+        our_run = root / "ours-run"
+        our_run.mkdir()
+        write_authdaemonrc(ours_etc, authdaemonvar=str(our_run))
+        p_ours, p_courier = _free_port(), _free_port()
+        with (ours_etc / "imapd").open("a") as f:
+            f.write(f"\nPORT={p_ours}\nADDRESS=127.0.0.1\nPIDFILE={root}/ours.pid\n"
+                    f"IMAPACCESSFILE={root}/none\nIMAP_EMPTYTRASH=\n")
+        daemon = subprocess.Popen([str(REPO / ".venv" / "bin" / "authdaemond"), "--config-dir",
+                                   str(ours_etc)], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(daemon)
+        deadline = time.monotonic() + 15
+        while not (our_run / "socket").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        env = dict(os.environ, COURIERPY_LOGFILE=str(root / "ours.log"))
+        subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc), "start"],
+                       env=env, check=True)
+        _wait(p_ours)
+        with real_authdaemond(etc, root / "courier-run") as ns:
+            script = (f"set -a; . /etc/courier/imapd; . /etc/courier/imapd-ssl; "
+                      f"IMAP_EMPTYTRASH=; exec couriertcpd -address=127.0.0.1 -maxprocs=200 "
+                      f"-maxperip=200 -nodnslookup -noidentlookup "
+                      f"-stderr={root}/courier.log {p_courier} {COURIER_LIB}/imaplogin "
+                      f"/usr/bin/imapd Maildir")
+            courier = ns.popen(["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin", "sh", "-c", script],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+            procs.append(courier)
+            _wait(p_courier)
+            with (ours_etc / "imapd").open("a") as f:
+                f.write("MAXDAEMONS=200\nMAXPERIP=200\n")
+            subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc),
+                            "stop"], env=env, check=True)
+            subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc),
+                            "start"], env=env, check=True)
+            _wait(p_ours)
+            ports = {"courier": p_courier, "ours": p_ours}
+            for port in ports.values():  # warm up
+                sequential(port, 3)
+            seq: dict[str, list[float]] = {"courier": [], "ours": []}
+            conc: dict[str, list[float]] = {"courier": [], "ours": []}
+            per_client = max(1, args.sessions // args.clients) + 1
+            for r in range(args.rounds):
+                for side in (("courier", "ours") if r % 2 == 0 else ("ours", "courier")):
+                    seq[side] += sequential(ports[side], args.sessions)
+                    conc[side] += concurrent(ports[side], args.clients, per_client)
+            print(f"connect+LOGIN+SELECT INBOX+LOGOUT, {args.rounds} interleaved rounds")
+            for label, data in (("sequential", seq), (f"{args.clients} concurrent", conc)):
+                c = statistics.median(data["courier"]) * 1000
+                o = statistics.median(data["ours"]) * 1000
+                verdict = "met" if o / c <= GOAL else "MISSED"
+                print(f"  {label:>14}: Courier {c:7.2f} ms  ours {o:7.2f} ms  "
+                      f"ratio {o / c:5.2f}  (goal <= {GOAL}: {verdict})")
+            for side, port in ports.items():
+                rss, pss, n = idle_memory(port, str(home))
+                print(f"  idle logged-in session ({side:>7}): RSS {rss / 1024:6.1f} MiB, "
+                      f"PSS {pss / 1024:6.1f} MiB  ({n} processes)")
+            courier.terminate()
+    finally:
+        subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc), "stop"],
+                       check=False, capture_output=True)
+        for p in procs:
+            try:
+                os.killpg(p.pid, 15) if p is not procs[0] else p.terminate()
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
