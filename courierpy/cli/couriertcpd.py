@@ -38,8 +38,12 @@ def original_environ() -> dict[str, str]:
     return env
 
 
-def run(argv0: str, args: list[str]) -> int:
-    """The whole command; returns the exit status (serving returns only when stopped)."""
+def run(argv0: str, args: list[str],
+        server_class: type[server.TcpdServer] = server.TcpdServer) -> int:
+    """The whole command; returns the exit status (serving returns only when stopped).
+
+    *server_class* may be a subclass with a fast ``exec_program`` (courierpy.login.fasttcpd).
+    """
     for fd in (0, 1, 2):  # a closed standard descriptor must not be reused for a socket
         try:
             os.fstat(fd)
@@ -67,7 +71,7 @@ def run(argv0: str, args: list[str]) -> int:
             # as Courier's: the pid file is written before any -user/-group, and
             # descriptors inherited from the caller are closed
             server.daemonize(opts.pid, {lock_fd, *(s.fileno() for s in listeners)})
-        tcpd = server.TcpdServer(opts, listeners, environ=environ)
+        tcpd = server_class(opts, listeners, environ=environ)
         try:
             tcpd.open_stderr()
         except OSError as e:

@@ -96,7 +96,9 @@ def tcpd_command(service: str, env: Mapping[str, str]) -> list[str]:
     port = (g("SSLPORT") if ssl else g("PORT")) or _DEFAULT_PORT[service]
     address = (g("SSLADDRESS") if ssl else g("ADDRESS")) or "0"
     pidfile = (g("SSLPIDFILE") if ssl else g("PIDFILE")) or _DEFAULT_PIDFILE[service]
-    cmd = [_bin("couriertcpd"), f"-pid={pidfile}", f"-address={address}",
+    # our couriertcpd with the fast path (forks the loaded login stage instead of exec)
+    cmd = [sys.executable, "-m", "courierpy.login.fasttcpd", f"-pid={pidfile}",
+           f"-address={address}",
            f"-maxprocs={g('MAXDAEMONS') or '40'}",
            f"-maxperip={g('MAXPERIP') or ('20' if imap else '4')}"]
     access = g("IMAPACCESSFILE") if imap else g("POP3ACCESSFILE") or g("IMAPACCESSFILE")
