@@ -119,6 +119,7 @@ class _Search:
         self.max_uid = max_uid
         self._ranges: dict[int, list[tuple[int, int]]] = {}
         self._needles: dict[int, str] = {}
+        self._quick: dict[int, bytes | None | bool] = {}
         self._order: dict[int, tuple[SearchKey, ...]] = {}
         self.msg: MessageView | None = None
         self._text: tuple[str, list[str]] | None = None  # (headers, bodies)
@@ -189,6 +190,9 @@ class _Search:
         name = key.field.lower()
         needle = self.needle(key)
         if name in SEARCH_FIELDS:
+            quick = self.quick(key)
+            if quick is not None and self._surely_absent(quick):
+                return False
             meta = self.meta()
             norm = meta.norm
             if norm is None:
@@ -201,6 +205,30 @@ class _Search:
         if not values:
             return False
         return any(needle in normalize(v) for v in values)
+
+    def quick(self, key: Header) -> bytes | None:
+        """The needle as bytes when a plain byte search of an entry's undecoded
+        search JSON can rule a message out: printable ASCII without white space,
+        quotes or backslashes (JSON writes those characters as themselves)."""
+        got = self._quick.get(id(key), False)
+        if got is False:
+            n = self.needle(key)
+            ok = n.isascii() and n.isprintable() and not any(c in n for c in ' "\\')
+            got = self._quick[id(key)] = n.encode("ascii") if ok and n else None
+        return got  # type: ignore[return-value]
+
+    def _surely_absent(self, needle: bytes) -> bool:
+        """True when the message's cached header values cannot contain *needle*,
+        decided without decoding its JSON: an entry that is all ASCII in JSON
+        (no ``\\u`` escape) and has no *needle* in it, lower-cased, anywhere."""
+        assert self.msg is not None
+        meta = self.cache.known(self.msg.basename)
+        if meta is None:
+            meta = self.cache.get(self.msg.path, self.msg.basename)
+        if meta._headers is not None:
+            return False
+        raw = meta._search_json
+        return bool(raw) and b"\\u" not in raw and needle not in raw.lower()
 
     def _other_header(self, name: str) -> tuple[str, ...]:
         assert self.msg is not None
