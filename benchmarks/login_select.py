@@ -89,6 +89,23 @@ def session(port: int, keep: list[socket.socket] | None = None) -> float:
     return time.perf_counter() - t0
 
 
+def phases(port: int) -> list[float]:
+    """Milliseconds of: connect+greeting, LOGIN, SELECT INBOX, LOGOUT."""
+    marks = [time.perf_counter()]
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    f = s.makefile("rb")
+    f.readline()
+    marks.append(time.perf_counter())
+    for tag, command in ((b"a", b"LOGIN bench benchpw"), (b"b", b"SELECT INBOX"),
+                         (b"c", b"LOGOUT")):
+        s.sendall(tag + b" " + command + b"\r\n")
+        _read_tagged(f, tag)
+        marks.append(time.perf_counter())
+    f.close()
+    s.close()
+    return [(b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)]
+
+
 def sequential(port: int, n: int) -> list[float]:
     return [session(port) for _ in range(n)]
 
@@ -239,6 +256,11 @@ def main() -> int:
                 verdict = "met" if o / c <= GOAL else "MISSED"
                 print(f"  {label:>14}: Courier {c:7.2f} ms  ours {o:7.2f} ms  "
                       f"ratio {o / c:5.2f}  (goal <= {GOAL}: {verdict})")
+            for side, port in ports.items():
+                runs = [phases(port) for _ in range(20)]
+                parts = [statistics.median(r[i] for r in runs) for i in range(4)]
+                print(f"  phases ({side:>7}): greeting {parts[0]:6.2f}  LOGIN {parts[1]:6.2f}  "
+                      f"SELECT {parts[2]:6.2f}  LOGOUT {parts[3]:6.2f} ms")
             for side, port in ports.items():
                 rss, pss, n = idle_memory(port, str(home))
                 print(f"  idle logged-in session ({side:>7}): RSS {rss / 1024:6.1f} MiB, "
