@@ -83,6 +83,14 @@ _COST = (
 )
 
 
+#: The non-ASCII characters whose lower case contains ASCII (İ → i̇, KELVIN SIGN
+#: → k): a header holding one can match an ASCII needle that its JSON (which
+#: escapes non-ASCII as ``\\uXXXX``) does not show.  Checked against the
+#: running Python's Unicode tables by tests/unit/test_search_prefilter.py.
+ASCII_LOWERING = ("\u0130", "\u212a")
+_ASCII_LOWERING_JSON = tuple(b"\\u%04x" % ord(c) for c in ASCII_LOWERING)
+
+
 def normalize(text: str) -> str:
     """Text as SEARCH compares it: white space runs → one space (none at the
     ends), lower case."""
@@ -219,8 +227,9 @@ class _Search:
 
     def _surely_absent(self, needle: bytes) -> bool:
         """True when the message's cached header values cannot contain *needle*,
-        decided without decoding its JSON: an entry that is all ASCII in JSON
-        (no ``\\u`` escape) and has no *needle* in it, lower-cased, anywhere."""
+        decided without decoding its JSON: the entry has no *needle* in it,
+        lower-cased, anywhere, and none of the escaped characters whose lower
+        case holds ASCII (:data:`ASCII_LOWERING`)."""
         assert self.msg is not None
         meta = self.cache.known(self.msg.basename)
         if meta is None:
@@ -228,7 +237,8 @@ class _Search:
         if meta._headers is not None:
             return False
         raw = meta._search_json
-        return bool(raw) and b"\\u" not in raw and needle not in raw.lower()
+        return (bool(raw) and needle not in raw.lower()
+                and not any(esc in raw for esc in _ASCII_LOWERING_JSON))
 
     def _other_header(self, name: str) -> tuple[str, ...]:
         assert self.msg is not None

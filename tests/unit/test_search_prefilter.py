@@ -77,3 +77,13 @@ def test_prefilter_finds_something(folder) -> None:
         found = search(views, Header("FROM" if needle != "café" else "SUBJECT", needle),
                        loaded, max_uid=99, max_seq=99)
         assert len(found) >= least, needle
+
+
+def test_ascii_lowering_table_is_complete() -> None:
+    """The pre-filter's list of non-ASCII characters lowering to ASCII is right
+    for this Python's Unicode tables."""
+    from courierpy.imap.search import ASCII_LOWERING
+
+    found = {chr(c) for c in range(128, 0x110000)
+             if not 0xD800 <= c < 0xE000 and any(ch.isascii() for ch in chr(c).lower())}
+    assert found == set(ASCII_LOWERING)
