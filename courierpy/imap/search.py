@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import os
 import quopri
 import re
 import time
@@ -288,8 +289,7 @@ class _Search:
     def _read(self) -> bytes | None:
         assert self.msg is not None
         try:
-            with open(self.msg.path, "rb") as f:
-                return f.read()
+            return _slurp(self.msg.path)
         except FileNotFoundError:
             pass
         path = locate(self.msg.path, self.msg.basename)
@@ -307,6 +307,18 @@ class _Search:
         # one string for all header names and values: NUL never occurs in a
         # search string, so a match cannot span two of them
         return normalize("\x00".join(headers)), bodies
+
+
+def _slurp(path) -> bytes:
+    """The whole file (plain descriptor reads: TEXT searches read every message)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, os.fstat(fd).st_size + 1)
+        while more := os.read(fd, 65536):
+            data += more
+        return data
+    finally:
+        os.close(fd)
 
 
 def _plain(raw: bytes, body_start: int) -> bytes | None:
