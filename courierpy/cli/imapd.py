@@ -65,6 +65,7 @@ def main(config_dir: Path, maildir: str | None) -> None:
                           options=options_dict(os.environ.get("OPTIONS", "")))
         session = Session(settings, account=account,
                           login_tag=os.environ.get("IMAPLOGINTAG") or None, log=_log)
+        _log(f"LOGIN, user={user}")  # as Courier's imapd: the login stage does not log it
     else:
         def become(info) -> Account:  # type: ignore[no-untyped-def]
             proc.become_account(info.uid, info.gid, info.home, umask=umask)
