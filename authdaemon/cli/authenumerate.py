@@ -47,7 +47,7 @@ def _disabled_shared(options: str) -> bool:
     context_settings={
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
-        "help_option_names": [],
+        "help_option_names": ["--help"],
     }
 )
 @config_dir_option

@@ -77,7 +77,7 @@ def _failed(err: int) -> None:
     context_settings={
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
-        "help_option_names": [],
+        "help_option_names": ["--help"],
     }
 )
 @config_dir_option

@@ -95,6 +95,9 @@ def main(args: tuple[str, ...]) -> None:
     """Run PROGRAM for every connection on PORTLIST (Courier's couriertcpd)."""
     # click would swallow a "--"; Courier treats it as an option: use argv as given
     del args
+    if sys.argv[1:] == ["--help"]:  # Courier's calls it an invalid option; ours helps
+        click.echo(click.get_current_context().get_help())
+        sys.exit(0)
     sys.exit(run(sys.argv[0], sys.argv[1:]))
 
 

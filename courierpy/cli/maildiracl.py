@@ -52,8 +52,7 @@ def run(argv: list[str]) -> int:
 
 
 @click.command(
-    context_settings={"ignore_unknown_options": True, "help_option_names": []},
-    add_help_option=False,
+    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
 )
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def main(argv: tuple[str, ...]) -> None:

@@ -65,6 +65,9 @@ def main(args: tuple[str, ...]) -> None:
     """Compile an access list into a GDBM database (Courier's makedat)."""
     # click would swallow a "--"; Courier treats it as an option: use argv as given
     del args
+    if sys.argv[1:] == ["--help"]:  # Courier's calls it an invalid option; ours helps
+        click.echo(click.get_current_context().get_help())
+        sys.exit(0)
     sys.exit(run(sys.argv[0], sys.argv[1:]))
 
 

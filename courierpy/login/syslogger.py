@@ -33,6 +33,11 @@ def split_level(line: str) -> tuple[int, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--help"]:
+        print("Usage: courierpy-syslogger [-name=NAME]\n\n"
+              "Copy standard input, one log line at a time, to syslog (facility mail),\n"
+              "mapping Courier's INFO:/WARN:/ERR: prefixes to syslog levels.")
+        return 0
     name = (args[0] if args else "courierpy").removeprefix("-name=")
     syslog.openlog(name, 0, syslog.LOG_MAIL)
     for raw in sys.stdin.buffer:

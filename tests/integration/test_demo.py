@@ -27,3 +27,18 @@ def test_demo_sets_up_and_logs_in(tmp_path: Path) -> None:
     assert (root / "vmail" / "demo" / "Maildir" / "maildirsize").read_text().startswith(
         "10000000S\n"
     )
+
+
+def test_every_command_answers_help() -> None:
+    """Each console script prints a usage summary for --help and exits 0 (differences.md)."""
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    bindir = Path(sys.executable).parent
+    for name in scripts:
+        proc = subprocess.run(
+            [str(bindir / name), "--help"],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert "usage" in proc.stdout.lower(), (name, proc.stdout)

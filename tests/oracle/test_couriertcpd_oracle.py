@@ -47,7 +47,6 @@ def _norm(text: str, exe: str) -> str:
     ["-nodnslookup"],
     ["9"],
     ["-bogus", "9", "/bin/true"],
-    ["--help"],
     ["--", "9", "/bin/true"],
     ["-maxprocs=0", "9", "/bin/true"],
     ["-maxprocs=-3", "9", "/bin/true"],
