@@ -297,14 +297,21 @@ def store(session, cmd: Command) -> None:
         mbox.update_entry(i, letters=new_letters, keywords=new_kws, filename=fname)
         changed.append(i)
     mbox.keywords_grown(session)
-    if not a.silent:
+    if not a.silent:  # one buffer; each distinct flag list rendered once
+        memo: dict[tuple[str, frozenset[str], bool], bytes] = {}
+        out: list[bytes] = []
         for i in changed:
             e = mbox.entries[i]
-            items: list[object] = []
+            key = (e.letters, e.keywords, e.recent)
+            fl = memo.get(key)
+            if fl is None:
+                fl = memo[key] = " ".join(flag_list(e)).encode("utf-8")
             if a.uid:
-                items += [Atom("UID"), e.uid]
-            items += [Atom("FLAGS"), tuple(Atom(f) for f in flag_list(e))]
-            session.untagged(i + 1, Atom("FETCH"), tuple(items))
+                out.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (i + 1, e.uid, fl))
+            else:
+                out.append(b"* %d FETCH (FLAGS (%s))\r\n" % (i + 1, fl))
+        if out:
+            session.send(b"".join(out))
     mbox.keywords_settled(session)
     report_invalid(session)
     session.ok(cmd.tag, texts.STORE_OK)
