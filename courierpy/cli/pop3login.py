@@ -15,16 +15,10 @@ from pathlib import Path
 
 import click
 
-from courierpy.authclient import AuthClient, socket_path_from_config
-from courierpy.cli.imaplogin import read_config
 from courierpy.cli.options import config_dir_option
-from courierpy.login import faildelay
 from courierpy.login.logline import log as log_line
-from courierpy.tls import TLSConfigError, server_context
-
-
-def _yes(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "yes", "y", "true", "on")
+from courierpy.login.startup import auth_and_delay, read_config, tls_contexts
+from courierpy.tls import TLSConfigError
 
 
 @click.command(context_settings={"ignore_unknown_options": True,
@@ -40,21 +34,14 @@ def main(config_dir: Path, implicit_tls: bool, program: tuple[str, ...]) -> None
     config = read_config(config_dir, ("pop3d", "pop3d-ssl"))
     env = dict(os.environ)
     merged = {**config, **env}
-    implicit = starttls = None
     try:
-        if implicit_tls:
-            implicit = server_context(merged)
-        elif _yes(merged.get("POP3_STARTTLS")) and not _yes(merged.get("POP3_TLS")):
-            try:
-                starttls = server_context(merged, starttls=True)
-            except TLSConfigError as e:
-                log_line(env, f"ERR: STLS not offered: {e}")
+        implicit, starttls = tls_contexts(
+            merged, env, implicit=implicit_tls, prefix="POP3", verb="STLS"
+        )
     except TLSConfigError as e:
         log_line(env, f"ERR: {e}")
         sys.exit(1)
-    auth = AuthClient.from_config(config_dir, meta={
-        k: env[k] for k in ("TCPREMOTEIP", "TCPREMOTEPORT") if k in env})
-    delay = faildelay.from_env(env, socket_path_from_config(config_dir).parent)
+    auth, delay = auth_and_delay(config_dir, env)
     sys.exit(pop3.serve(program, env, merged, auth, delay, implicit_tls=implicit,
                         starttls=starttls))
 
