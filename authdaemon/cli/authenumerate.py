@@ -10,11 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
-
 from courierpy.authclient import AuthClient, AuthTempFail
 from courierpy.authproto import encode, options_dict
-from courierpy.cli.options import config_dir_option
+from courierpy.cli.options import raw_args_command
 
 USAGE = "Usage: authenumerate [-s] [-o]\n"
 
@@ -43,15 +41,7 @@ def _disabled_shared(options: str) -> bool:
         return False
 
 
-@click.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_interspersed_args": False,
-        "help_option_names": ["--help"],
-    }
-)
-@config_dir_option
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@raw_args_command(config_dir=True, interspersed=False)
 def main(config_dir: Path, args: tuple[str, ...]) -> None:
     """List the accounts of every authentication module (see authenumerate(1))."""
     parsed = _parse(args)

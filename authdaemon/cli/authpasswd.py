@@ -12,9 +12,8 @@ import getpass
 import os
 import sys
 
-import click
-
 from authdaemon.passwords import authpasswd_hash
+from courierpy.cli.options import raw_args_command
 
 
 def _read_line() -> str | None:
@@ -24,14 +23,7 @@ def _read_line() -> str | None:
     return line.rstrip(b"\n").decode("utf-8", "surrogateescape")
 
 
-@click.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_interspersed_args": False,
-        "help_option_names": ["--help"],
-    }
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@raw_args_command(interspersed=False)
 def main(args: tuple[str, ...]) -> None:
     """Hash a password (see authpasswd(1))."""
     method = args[0] if args else None

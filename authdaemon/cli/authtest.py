@@ -12,11 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-import click
-
 from courierpy.authclient import AuthClient, AuthConnectError, AuthFailed, AuthTempFail
 from courierpy.authproto import AuthInfo, encode
-from courierpy.cli.options import config_dir_option
+from courierpy.cli.options import raw_args_command
 
 USAGE = "Usage: authtest [-s service] userid [ password [ newpassword ] ]\n"
 
@@ -73,15 +71,7 @@ def _failed(err: int) -> None:
     sys.exit(1)
 
 
-@click.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_interspersed_args": False,
-        "help_option_names": ["--help"],
-    }
-)
-@config_dir_option
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@raw_args_command(config_dir=True, interspersed=False)
 def main(config_dir: Path, args: tuple[str, ...]) -> None:
     """Test authentication through authdaemond (see authtest(1))."""
     parsed = _parse(args)

@@ -9,21 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
-
 from authdaemon.userdb.makeuserdb import BuildError, build
-from courierpy.cli.options import config_dir_option
+from courierpy.cli.options import raw_args_command
 
 
-@click.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_interspersed_args": False,
-        "help_option_names": ["--help"],
-    }
-)
-@config_dir_option
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@raw_args_command(config_dir=True, interspersed=False)
 def main(config_dir: Path, args: tuple[str, ...]) -> None:
     """Compile the userdb text database (see makeuserdb(8))."""
     source = str(config_dir / "userdb")

@@ -19,10 +19,8 @@ import errno
 import sys
 from pathlib import Path
 
-import click
-
 from authdaemon.userdb import textdb
-from courierpy.cli.options import config_dir_option
+from courierpy.cli.options import raw_args_command
 
 USAGE = (
     "Usage: {0} [path/.../ | -f file ]name set field=value field=value...\n"
@@ -129,15 +127,7 @@ def run(config_dir: Path, argv: list[str]) -> int:
     return 0
 
 
-@click.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_interspersed_args": False,
-        "help_option_names": ["--help"],
-    }
-)
-@config_dir_option
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@raw_args_command(config_dir=True, interspersed=False)
 def main(config_dir: Path, args: tuple[str, ...]) -> None:
     """Edit the userdb text database (see userdb(8))."""
     try:

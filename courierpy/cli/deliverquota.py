@@ -27,9 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-import click
-
-from courierpy.cli.options import config_dir_option
+from courierpy.cli.options import raw_args_command
 from courierpy.errors import EX_CANTCREAT, EX_NOPERM, EX_TEMPFAIL
 from courierpy.maildir import create, folders, names, quota
 
@@ -187,12 +185,10 @@ def run(argv: list[str], config_dir: Path, stdin: object = None) -> int:
     return 0
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
-@config_dir_option
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def main(config_dir: Path, argv: tuple[str, ...]) -> None:
+@raw_args_command(config_dir=True)
+def main(config_dir: Path, args: tuple[str, ...]) -> None:
     """Deliver stdin to a Maildir++ with quota (see deliverquota(8))."""
-    sys.exit(run(list(argv), config_dir))
+    sys.exit(run(list(args), config_dir))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import click
-
+from courierpy.cli.options import raw_args_command
 from courierpy.maildir import acl
 
 USAGE = "Usage: maildiracl [ options ] maildir [INBOX[.folder] [identifier rights]]\n"
@@ -51,11 +50,8 @@ def run(argv: list[str]) -> int:
     return 0
 
 
-@click.command(
-    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
-)
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def main(argv: tuple[str, ...]) -> None:
+@raw_args_command()
+def main(args: tuple[str, ...]) -> None:
     """maildiracl -reset|-list|-set|-delete|-compute maildir [INBOX[.folder] ...]"""
     # Arguments such as "-user=bob" and "-r" are data, not options: the raw
     # vector is used (click only provides the entry point).

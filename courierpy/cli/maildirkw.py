@@ -5,8 +5,7 @@ from __future__ import annotations
 import getopt
 import sys
 
-import click
-
+from courierpy.cli.options import raw_args_command
 from courierpy.maildir import keywords as kw
 
 USAGE = "Usage: maildirkw [ options ] maildir [+/-]flag [+/-]flag...\n"
@@ -67,12 +66,8 @@ def run(argv: list[str], prog: str = "maildirkw") -> int:
     return 0
 
 
-@click.command(
-    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
-
-)
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def main(argv: tuple[str, ...]) -> None:
+@raw_args_command()
+def main(args: tuple[str, ...]) -> None:
     """maildirkw [-c] [-l] [-a|-r] maildir message [keyword...] | maildirkw [-c] -L maildir"""
     # Courier parses with GNU getopt; click would swallow a "--", so the raw
     # argument vector is handed over (click only provides the entry point).

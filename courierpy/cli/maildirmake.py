@@ -27,8 +27,7 @@ import os
 import sys
 from pathlib import Path
 
-import click
-
+from courierpy.cli.options import raw_args_command
 from courierpy.maildir import folders, quota, subscriptions
 from courierpy.wire import utf7
 
@@ -256,11 +255,10 @@ def _set_quota(maildir: str, folder: str | None, spec_text: str) -> int:
     return 0
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def main(argv: tuple[str, ...]) -> None:
+@raw_args_command()
+def main(args: tuple[str, ...]) -> None:
     """Create a Maildir++ (see maildirmake(1))."""
-    sys.exit(run(list(argv)))
+    sys.exit(run(list(args)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,3 +32,29 @@ def config_dir_option(func: F) -> F:
         expose_value=True,
         help=f"Configuration directory (default: $COURIER_CONFDIR, else {DEFAULT_CONFIG_DIR}).",
     )(func)
+
+
+def raw_args_command(
+    *, config_dir: bool = False, interspersed: bool = True
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """A click command for a tool that parses Courier's own argument syntax.
+
+    Words such as ``-f file`` or ``-user=bob`` are data for the tool, not click
+    options: every word reaches the function as ``args: tuple[str, ...]``.  Only
+    ``--help`` (and, with *config_dir*, ``--config-dir DIR``, passed as
+    ``config_dir``) are click's.  With *interspersed* false, click's own options
+    are recognised only before the first other word.
+    """
+    settings = {
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": interspersed,
+        "help_option_names": ["--help"],
+    }
+
+    def decorate(func: Callable[..., Any]) -> click.Command:
+        func = click.argument("args", nargs=-1, type=click.UNPROCESSED)(func)
+        if config_dir:
+            func = config_dir_option(func)
+        return click.command(context_settings=settings)(func)
+
+    return decorate
