@@ -129,12 +129,16 @@ class Settings:
             extra=merged,
         )
 
-    def capabilities(self) -> str:
-        """The CAPABILITY list, built as Courier builds it."""
+    def capabilities(self, *, logged_in: bool = False) -> str:
+        """The CAPABILITY list, built as Courier builds it.
+
+        STARTTLS (and LOGINDISABLED) are offered only before a login, as by
+        Courier's imapd: STARTTLS is a not-authenticated-state command.
+        """
         words = [self.capability_tls if self.tls else self.capability]
         if self.acl:
             words.append("ACL ACL2=UNION")
-        if self.starttls and not self.tls:
+        if self.starttls and not self.tls and not logged_in:
             words.append("STARTTLS")
             if self.tls_required:
                 words.append("LOGINDISABLED")

@@ -87,8 +87,9 @@ def test_idle_done(tmp_path):
 
 @pytest.mark.parametrize("env,caps", [
     ({}, b"SORT QUOTA IDLE ACL ACL2=UNION ENABLE UTF8=ACCEPT"),
+    # logged in: no STARTTLS/LOGINDISABLED (as Courier's imapd, checked against it)
     ({"IMAP_STARTTLS": "YES", "IMAP_TLS_REQUIRED": "1"},
-     b"IDLE ACL ACL2=UNION STARTTLS LOGINDISABLED ENABLE UTF8=ACCEPT"),
+     b"IDLE ACL ACL2=UNION ENABLE UTF8=ACCEPT"),
     ({"IMAP_TLS": "1"}, b"IDLE AUTH=PLAIN ACL ACL2=UNION ENABLE UTF8=ACCEPT"),
     ({"IMAP_ACL": "0", "IMAP_MOVE_EXPUNGE_TO_TRASH": "1", "OUTBOX": ".Outbox"},
      b"IDLE XCOURIEROUTBOX=INBOX.Outbox XMAGICTRASH ENABLE UTF8=ACCEPT"),
@@ -99,6 +100,21 @@ def test_capability_variants(tmp_path, env, caps):
     s.receive(b"c CAPABILITY\r\n")
     first = _out(s).split(b"\r\n")[0]
     assert first.startswith(b"* CAPABILITY IMAP4rev1 ") and first.endswith(caps)
+
+
+def test_starttls_offered_only_before_login(tmp_path):
+    md = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (md / sub).mkdir(parents=True)
+    settings = Settings.from_env({"IMAP_STARTTLS": "YES", "IMAP_TLS_REQUIRED": "1",
+                                  "IMAP_MAILBOX_SANITY_CHECK": "0"})
+    assert settings.capabilities().endswith("STARTTLS LOGINDISABLED ENABLE UTF8=ACCEPT")
+    assert settings.capabilities(logged_in=True) == "IMAP4rev1 ENABLE UTF8=ACCEPT"
+    s = Session(settings)
+    s.start()
+    assert b"STARTTLS LOGINDISABLED" in _out(s)
+    s.receive(b"c CAPABILITY\r\n")
+    assert b"STARTTLS LOGINDISABLED" in _out(s)
 
 
 def test_builtin_defaults_without_config(tmp_path):

@@ -10,7 +10,8 @@ from courierpy.imap.responses import Bye, Tagged
 
 def capability(session, cmd: Command) -> None:
     """RFC 3501 6.1.1 — https://www.rfc-editor.org/rfc/rfc3501#section-6.1.1"""
-    session.send(b"* CAPABILITY " + session.settings.capabilities().encode() + b"\r\n")
+    words = session.settings.capabilities(logged_in=session.account is not None)
+    session.send(b"* CAPABILITY " + words.encode() + b"\r\n")
     session.ok(cmd.tag, texts.CAPABILITY_OK)
 
 
