@@ -20,8 +20,9 @@ from courierpy.authproto import options_dict
 from courierpy.cli.options import config_dir_option
 from courierpy.config import read_shell_vars
 from courierpy.errors import CourierError
-from courierpy.imap.server import serve, tls_context
+from courierpy.imap.server import serve
 from courierpy.imap.session import Account, Session, Settings
+from courierpy.tls import TLSConfigError, server_context
 
 
 def _log(message: str, tail: str = "") -> None:
@@ -30,10 +31,13 @@ def _log(message: str, tail: str = "") -> None:
     port = os.environ.get("TCPREMOTEPORT", "")
     if message.startswith("LOGIN,"):
         tail = "protocol=IMAP"
+    level = "INFO"
+    if message.startswith("NOTICE: "):
+        level, message = "NOTICE", message.removeprefix("NOTICE: ")
     if message.startswith("ERR:"):
         sys.stderr.write(message + "\n")
     else:
-        sys.stderr.write(f"INFO: {message}, ip=[{ip}], port=[{port}]"
+        sys.stderr.write(f"{level}: {message}, ip=[{ip}], port=[{port}]"
                          + (f", {tail}" if tail else "") + "\n")
     sys.stderr.flush()
 
@@ -79,7 +83,10 @@ def main(config_dir: Path, maildir: str | None) -> None:
         session = Session(settings, auth=AuthClient.from_config(config_dir), become=become,
                           log=_log)
         if settings.starttls:
-            session.tls_context = tls_context(settings)
+            try:
+                session.tls_context = server_context(settings.extra, starttls=True)
+            except TLSConfigError as e:  # as the login stage: logged, STARTTLS refused
+                _log(f"ERR: STARTTLS not offered: {e}")
     sys.exit(serve(session))
 
 

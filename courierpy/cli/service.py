@@ -25,6 +25,7 @@ missing or bad certificate ends ``start`` with the reason and exit status 78
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ import click
 from courierpy.cli.options import config_dir_option
 from courierpy.config import read_shell_vars
 from courierpy.errors import EX_CONFIG, CourierError
+from courierpy.tcpd import server as tcpd_server
 from courierpy.tls import TLSConfigError, server_context
 
 #: service → (config files, start switch, ssl?)
@@ -49,6 +51,8 @@ SERVICES = {
 #: defaults Courier's files give when a key is missing
 _DEFAULT_PIDFILE = {"imapd": "/run/courier/imapd.pid", "imapd-ssl": "/run/courier/imapd-ssl.pid",
                     "pop3d": "/run/courier/pop3d.pid", "pop3d-ssl": "/run/courier/pop3d-ssl.pid"}
+#: how much longer than the listener's own stop grace ``stop`` waits for it
+_STOP_MARGIN = 5.0
 _DEFAULT_PORT = {"imapd": "143", "imapd-ssl": "993", "pop3d": "110", "pop3d-ssl": "995"}
 
 
@@ -153,28 +157,49 @@ def start(service: str, config_dir: Path, caller: Mapping[str, str]) -> int:
     return 0
 
 
-def stop(service: str, config_dir: Path, caller: Mapping[str, str], *,
-         restart: bool = False) -> int:
+def stop(service: str, config_dir: Path, caller: Mapping[str, str]) -> int:
+    """SIGTERM the listener named by the pid file; return once it has ended (0), or 1.
+
+    The listener stops listening at once, gives its sessions the stop grace
+    period (COURIERPY_STOP_GRACE, see couriertcpd(1)) and ends; its lock on
+    ``PIDFILE.lock`` goes with it, which is what this waits for (then the pid
+    file, which couriertcpd leaves as Courier's does, is removed), so a
+    ``start`` right after finds the port and the pid file free.
+    """
     env = service_env(service, config_dir, caller)
     pidfile = _pidfile(service, env)
-    if not os.path.exists(pidfile):
+    pid = tcpd_server.running_pid(pidfile)
+    if pid is None:
         return 0
     try:
-        pid = int(Path(pidfile).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        pid = 0
-    flag = "-restart" if restart else "-stop"
-    done = subprocess.run([_bin("couriertcpd"), f"-pid={pidfile}", flag], env=env)
-    if not restart and pid > 0:
-        deadline = time.monotonic() + 10  # until the listener is gone (its port is free)
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] == "Z":
-                    break
-            except (OSError, IndexError):
-                break
-            time.sleep(0.02)
-    return done.returncode
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return 0
+    except PermissionError as e:
+        raise ServiceError(f"cannot stop process {pid}: {e.strerror}") from None
+    deadline = time.monotonic() + tcpd_server.stop_grace(env) + _STOP_MARGIN
+    while _locked(pidfile):
+        if time.monotonic() > deadline:
+            print(f"{service}: process {pid} did not stop", file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+    tcpd_server.remove_pidfile(pidfile, pid)
+    return 0
+
+
+def _locked(pidfile: str) -> bool:
+    """Some process still holds ``PIDFILE.lock`` (a listener, perhaps still ending)."""
+    fd = tcpd_server.take_lock(pidfile)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def restart(service: str, config_dir: Path, caller: Mapping[str, str]) -> int:
+    """``stop`` then ``start``: the configuration is read afresh (open sessions get BYE)."""
+    rc = stop(service, config_dir, caller)
+    return rc if rc != 0 else start(service, config_dir, caller)
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})
@@ -184,10 +209,8 @@ def stop(service: str, config_dir: Path, caller: Mapping[str, str], *,
 def main(config_dir: Path, service: str, action: str) -> None:
     """Start, stop or restart SERVICE (imapd, imapd-ssl, pop3d, pop3d-ssl)."""
     try:
-        if action == "start":
-            rc = start(service, config_dir, os.environ)
-        else:
-            rc = stop(service, config_dir, os.environ, restart=action == "restart")
+        rc = {"start": start, "stop": stop, "restart": restart}[action](
+            service, config_dir, os.environ)
     except CourierError as e:
         click.echo(f"{service}: {e}" if not str(e).startswith(service) else str(e), err=True)
         sys.exit(e.exit_code)

@@ -239,6 +239,16 @@ class CommandReader:
         """True after a fatal error: the loop must close the connection."""
         return self._mode == _CLOSED
 
+    @property
+    def at_rest(self) -> bool:
+        """Nothing of a command or continuation line is received or buffered yet.
+
+        (A server stopping cleanly may end the connection now without cutting
+        a command in half.)
+        """
+        return (self._mode in (_LINE, _RAWLINE) and not self._tokens and self._tag is None
+                and not self._discarding and not len(self._buf))
+
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the client; ``b""`` means end of file."""
         if not data:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import ssl
 from collections.abc import Mapping, Sequence
@@ -90,6 +91,13 @@ def relay(tls: TlsState, netfd: int, localfd: int) -> None:
         return
 
 
+def _forward(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 #: our own session programs, run in this process instead of a new interpreter
 _OWN = {"imapd": "courierpy.cli.imapd", "pop3d": "courierpy.cli.pop3d",
         "courierpop3d": "courierpy.cli.pop3d"}
@@ -157,6 +165,9 @@ def hand_over(argv: Sequence[str], env_add: Mapping[str, str], *, uid: int | Non
         finally:
             os._exit(127)
     theirs.close()
+    # stopped (couriertcpd SIGTERMs its children): pass it on to the session, which
+    # finishes its command and says BYE; the relay carries that and ends with it
+    signal.signal(signal.SIGTERM, lambda *_: _forward(pid, signal.SIGTERM))
     try:
         relay(tls, netfd, mine.fileno())
     finally:

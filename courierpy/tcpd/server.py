@@ -17,7 +17,8 @@ import select
 import signal
 import socket
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from courierpy import proc
@@ -27,7 +28,22 @@ from courierpy.tcpd.access import AccessDb, Decision, canonical_ip
 from courierpy.tcpd.limits import Limits, Slots
 from courierpy.tcpd.options import Listen, OptionError, TcpdOptions
 
-__all__ = ["TcpdServer", "control", "open_listeners"]
+__all__ = ["DEFAULT_STOP_GRACE", "TcpdServer", "control", "open_listeners", "remove_pidfile",
+           "running_pid", "stop_grace"]
+
+#: seconds a session gets to finish a command in progress when stopped (COURIERPY_STOP_GRACE)
+DEFAULT_STOP_GRACE = 10.0
+#: what couriertcpd waits for its children beyond that before SIGKILL
+_KILL_MARGIN = 5.0
+
+
+def stop_grace(environ: Mapping[str, str]) -> float:
+    """How long a stopped couriertcpd waits for its children: the sessions' grace + 5 s."""
+    try:
+        grace = max(0.0, float(environ.get("COURIERPY_STOP_GRACE") or DEFAULT_STOP_GRACE))
+    except ValueError:
+        grace = DEFAULT_STOP_GRACE
+    return grace + _KILL_MARGIN
 
 def _atoi(text: str | None) -> int | None:
     if text is None:
@@ -122,6 +138,8 @@ class TcpdServer:
             os.set_inheritable(fd, False)
         self._stopping = False
         self._reload = False
+        #: seconds the children get after SIGTERM before SIGKILL (see :meth:`shutdown`)
+        self.stop_grace = stop_grace(self.environ)
 
     # -- set-up ------------------------------------------------------------------
 
@@ -212,16 +230,42 @@ class TcpdServer:
             self.shutdown()
 
     def shutdown(self) -> None:
-        """SIGTERM every child (as Courier does when stopped), close the sockets."""
+        """Stop: close the listening sockets at once (a new instance can bind), SIGTERM every
+        child, wait up to :attr:`stop_grace` seconds for them to end, SIGKILL the rest.
+
+        Our imapd finishes a command in progress (an APPEND whose message is still
+        arriving) within its own, shorter grace period before it says BYE.
+        """
+        for s in self.listeners:
+            s.close()
+        self.listeners = []
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + self.stop_grace
         self._reap()
-        for s in self.listeners:
-            s.close()
-        self.listeners = []
+        while self.children and time.monotonic() < deadline:
+            try:  # SIGCHLD writes to the wake-up pipe
+                select.select([self._wake_r], [], [], min(0.5, deadline - time.monotonic()))
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                pass
+            try:
+                os.read(self._wake_r, 512)
+            except BlockingIOError:
+                pass
+            self._reap()
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            self.children.pop(pid, None)
         if self.access is not None:
             self.access.close()
 
@@ -450,7 +494,7 @@ def take_lock(pidfile: str) -> int | None:
     return fd
 
 
-def _running_pid(pidfile: str) -> int | None:
+def running_pid(pidfile: str) -> int | None:
     """The pid of the running instance (its lock is held), else ``None``."""
     try:
         with open(pidfile) as f:
@@ -466,7 +510,7 @@ def _running_pid(pidfile: str) -> int | None:
 
 def control(pidfile: str, sig: int, wait: Callable[[int], None] | None = None) -> None:
     """``-stop`` (SIGTERM) / ``-restart`` (SIGHUP): signal the instance, if running."""
-    pid = _running_pid(pidfile)
+    pid = running_pid(pidfile)
     if pid is None:
         return
     try:
@@ -475,6 +519,21 @@ def control(pidfile: str, sig: int, wait: Callable[[int], None] | None = None) -
         return
     if wait is not None:
         wait(pid)
+
+
+def remove_pidfile(pidfile: str, pid: int) -> None:
+    """Remove *pidfile* if it still names *pid* (a stopped instance; couriertcpd itself
+    leaves it, as Courier's does)."""
+    try:
+        with open(pidfile) as f:
+            named = int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        return
+    if named == pid:
+        try:
+            os.unlink(pidfile)
+        except OSError:
+            pass
 
 
 def daemonize(pidfile: str, keep: set[int]) -> None:

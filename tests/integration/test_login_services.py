@@ -29,12 +29,17 @@ BIN = REPO / "bin"
 VMAIL = 5000
 
 
+#: the stop grace period the site's servers get (COURIERPY_STOP_GRACE, seconds)
+GRACE = 4.0
+
+
 @dataclass
 class Site:
     inst: Instance
     ports: dict[str, int]
     log: Path
     env: dict[str, str]
+    rundir: Path
 
     def service(self, name: str, action: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(BIN / name), "--config-dir", str(self.inst.confdir), action],
@@ -86,8 +91,9 @@ def site(instance: Instance, tmp_path: Path) -> Iterator[Site]:
                         SSLPIDFILE=str(run / "pop3d-ssl.pid"), POP3_STARTTLS="YES", **common)
     log = tmp_path / "servers.log"
     env = dict(os.environ, COURIERPY_LOGFILE=str(log), COURIERPY_LOGIN_FAIL_DELAY="0.3",
-               COURIERPY_LOGIN_FAIL_GROWTH="0.6", COURIERPY_LOGIN_FAIL_MAX="2")
-    s = Site(instance, ports, log, env)
+               COURIERPY_LOGIN_FAIL_GROWTH="0.6", COURIERPY_LOGIN_FAIL_MAX="2",
+               COURIERPY_STOP_GRACE=str(GRACE))
+    s = Site(instance, ports, log, env, run)
     with instance.start_authdaemond():
         started = []
         try:
@@ -321,21 +327,166 @@ def test_disableimap_refused(site: Site) -> None:
     c.close()
 
 
+def _gone(pid: int) -> bool:
+    try:  # gone, or a zombie nobody reaps (pid 1 of a container may not)
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
 def test_stop_and_restart(site: Site) -> None:
-    pidfile = Path(site.inst.confdir.parent.parent.parent / "run" / "imapd.pid")
-    assert pidfile.exists()
-    assert site.service("imapd", "restart").returncode == 0
+    pidfile = site.rundir / "imapd.pid"
+    pid = int(pidfile.read_text().split()[0])
+    assert site.service("imapd", "restart").returncode == 0  # stop, then start afresh
+    new_pid = int(pidfile.read_text().split()[0])
+    assert new_pid != pid and _gone(pid)
     c = Conn(site.ports["imap"])
     assert c.line().startswith(b"* OK")
     c.close()
-    pid = int(pidfile.read_text().split()[0])
     assert site.service("imapd", "stop").returncode == 0
-    try:  # gone, or a zombie nobody reaps (pid 1 of a container may not)
-        assert Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] == "Z"
-    except FileNotFoundError:
-        pass
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", site.ports["imap"]), timeout=1)
+    assert _gone(new_pid)
+    assert not pidfile.exists()  # removed by the listener on its way out
+    assert _refused(site.ports["imap"])
+    assert site.service("imapd", "stop").returncode == 0  # not running: nothing to do
+
+
+def _login(site: Site, port: str = "imap", tls: ssl.SSLContext | None = None) -> Conn:
+    c = Conn(site.ports[port], tls)
+    c.line()
+    assert c.imap("a1", "LOGIN erin erinpw")[-1] == b"a1 OK LOGIN Ok."
+    return c
+
+
+def _stop_in_background(site: Site, name: str = "imapd") -> subprocess.Popen[str]:
+    """``bin/imapd stop`` (it returns when the listener has ended), and wait until it has
+    stopped listening: the sessions have had their SIGTERM then."""
+    p = subprocess.Popen([str(BIN / name), "--config-dir", str(site.inst.confdir), "stop"],
+                         env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = {"imapd": "imap", "imapd-ssl": "imaps"}[name]
+    deadline = time.monotonic() + 15
+    while not _refused(site.ports[port]):
+        assert time.monotonic() < deadline, "still listening"
+        time.sleep(0.02)
+    time.sleep(0.2)  # the signal is sent right after the sockets close
+    return p
+
+
+def _finished(p: subprocess.Popen[str]) -> int:
+    _, err = p.communicate(timeout=GRACE + 20)
+    assert p.returncode == 0, err
+    return p.returncode
+
+
+BYE = b"* BYE Courier-IMAP server shut down by signal."
+
+
+def _maildir_files(site: Site) -> dict[str, list[str]]:
+    md = site.inst.users["erin"].maildir
+    return {d: sorted(os.listdir(md / d)) for d in ("tmp", "new", "cur")}
+
+
+def _message(size: int) -> bytes:
+    lines = []
+    n = 0
+    while sum(len(x) for x in lines) < size:
+        lines.append(f"line {n:07d} {'x' * (n % 61)}\n".encode())
+        n += 1
+    return b"Subject: big\n\n" + b"".join(lines)
+
+
+def test_stop_lets_an_append_in_progress_finish(site: Site) -> None:
+    c = _login(site)
+    before = _maildir_files(site)
+    msg = _message(400_000)
+    c.sock.sendall(f"a2 APPEND INBOX {{{len(msg)}}}\r\n".encode())
+    assert c.line() == b"+ OK"
+    half = len(msg) // 2
+    c.sock.sendall(msg[:half])
+    stopper = _stop_in_background(site)
+    assert stopper.poll() is None  # waiting for the session
+    c.sock.sendall(msg[half:] + b"\r\n")
+    answer = c.line()
+    assert re.fullmatch(rb"a2 OK \[APPENDUID \d+ \d+\] APPEND Ok\.", answer), answer
+    assert c.line() == BYE
+    with pytest.raises(EOFError):
+        c.line()
+    c.close()
+    _finished(stopper)
+    after = _maildir_files(site)
+    assert after["tmp"] == []
+    known = {f.split(":")[0] for f in before["new"] + before["cur"]}
+    added = [f for f in after["new"] + after["cur"] if f.split(":")[0] not in known]
+    assert len(added) == 1
+    md = site.inst.users["erin"].maildir
+    stored = next(p for d in ("new", "cur") if (p := md / d / added[0]).exists())
+    assert stored.read_bytes() == msg
+    assert any("NOTICE: Disconnected during shutdown by signal, user=erin" in ln
+               for ln in site.log_lines()), site.log_lines()
+
+
+def test_stop_says_bye_to_idle_sessions(site: Site) -> None:
+    between = _login(site)
+    idling = _login(site)
+    assert idling.imap("a2", "SELECT INBOX")[-1].startswith(b"a2 OK")
+    idling.sock.sendall(b"a3 IDLE\r\n")
+    assert idling.line() == b"+ entering idle mode"
+    tls = _login(site, "imaps", _ctx())  # through the TLS relay process
+    t0 = time.monotonic()
+    stopper = _stop_in_background(site)
+    stopper_ssl = _stop_in_background(site, "imapd-ssl")
+    for c in (between, idling, tls):
+        assert c.line() == BYE
+        with pytest.raises(EOFError):
+            c.line()
+        c.close()
+    _finished(stopper)
+    _finished(stopper_ssl)
+    assert time.monotonic() - t0 < GRACE  # not held up by the grace period
+
+
+def test_stop_drops_a_stalled_append(site: Site) -> None:
+    c = _login(site)
+    before = _maildir_files(site)
+    msg = _message(100_000)
+    c.sock.sendall(f"a2 APPEND INBOX {{{len(msg)}}}\r\n".encode())
+    assert c.line() == b"+ OK"
+    c.sock.sendall(msg[:1000])
+    time.sleep(0.2)
+    assert len(_maildir_files(site)["tmp"]) == 1  # the upload being written
+    stopper = _stop_in_background(site)
+    t0 = time.monotonic()
+    assert c.line() == BYE  # after the grace period, the command unanswered
+    assert time.monotonic() - t0 >= GRACE - 1
+    with pytest.raises(EOFError):
+        c.line()
+    c.close()
+    _finished(stopper)
+    after = _maildir_files(site)  # nothing half-written, tmp/ cleaned
+    assert after["tmp"] == []
+    assert ({f.split(":")[0] for f in after["new"] + after["cur"]}
+            == {f.split(":")[0] for f in before["new"] + before["cur"]})
+
+
+def test_restart_with_sessions_open(site: Site) -> None:
+    old = _login(site)
+    assert old.imap("a2", "SELECT INBOX")[-1].startswith(b"a2 OK")
+    r = site.service("imapd", "restart")
+    assert r.returncode == 0, r.stderr
+    assert old.line() == BYE
+    old.close()
+    _wait(site.ports["imap"])
+    c = _login(site)
+    assert c.imap("a2", "SELECT INBOX")[-1].startswith(b"a2 OK")
+    assert c.imap("a3", "LOGOUT")[-1] == b"a3 OK LOGOUT completed"
+    c.close()
 
 
 def test_start_switch_off(site: Site) -> None:
