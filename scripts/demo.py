@@ -1,14 +1,17 @@
 """Run a demo courierpy instance on loopback, unprivileged, from a scratch directory.
 
-It lays out a config directory (the repo's etc/courier with a few overrides),
-a userdb with the user ``demo`` (password ``demo``), a Maildir with a few
-messages delivered through ``deliverquota``, and starts our authdaemond, and
-imapd and pop3d behind couriertcpd on loopback ports. It then prints how to
-connect a mail client and runs until Ctrl-C. Everything is done with the
-project's own commands, as an administrator would do it.
+It lays out a config directory (the repo's etc/courier with a few overrides:
+loopback ports, pid files and a log file under the scratch directory), a
+userdb with the user ``demo`` (password ``demo``), a Maildir with a few
+messages delivered through ``deliverquota``, and starts the servers with the
+service commands an administrator uses: ``bin/authdaemond start``,
+``bin/imapd start`` and ``bin/pop3d start`` (couriertcpd in front of the login
+stage, which hands each logged-in connection to imapd / pop3d). It then prints
+how to connect a mail client and runs until Ctrl-C or SIGTERM, which stop the
+servers with ``bin/pop3d stop``, ``bin/imapd stop`` and ``bin/authdaemond stop``.
 
     scripts/demo              # run until Ctrl-C
-    scripts/demo --check      # set up, log in over IMAP and POP3, stop (used by the tests)
+    scripts/demo --check      # set up, start, log in over IMAP and POP3, stop (used by the tests)
 """
 
 from __future__ import annotations
@@ -66,15 +69,31 @@ def message(subject: str, body: str, n: int) -> bytes:
     ).encode()
 
 
-def set_up(root: Path) -> tuple[Path, Path]:
+def set_up(root: Path, imap_port: int, pop3_port: int) -> tuple[Path, Path]:
     confdir = root / "etc" / "courier"
     authvar = root / "var" / "authdaemon"
+    rundir = root / "run"
     home = root / "vmail" / "demo"
     shutil.copytree(REPO / "etc" / "courier", confdir)
     authvar.mkdir(parents=True, mode=0o750)
+    rundir.mkdir(parents=True)
     home.mkdir(parents=True)
+    log = root / "mail.log"
     with (confdir / "authdaemonrc").open("a") as f:
         f.write(f"\n# demo overrides\nauthmodulelist=\"authuserdb\"\nauthdaemonvar='{authvar}'\n")
+    # the servers: loopback, our ports, pid files and log here, no TLS (no certificate)
+    common = (f"ADDRESS=127.0.0.1\nCOURIERPY_LOGFILE='{log}'\n"
+              f"IMAPACCESSFILE='{confdir / 'imapaccess'}'\n")
+    with (confdir / "imapd").open("a") as f:
+        f.write(f"\n# demo overrides\n{common}PORT={imap_port}\nPIDFILE='{rundir / 'imapd.pid'}'\n"
+                "IMAPDSTART=YES\n")
+    with (confdir / "imapd-ssl").open("a") as f:
+        f.write("\n# demo overrides\nIMAPDSTARTTLS=NO\n")
+    with (confdir / "pop3d").open("a") as f:
+        f.write(f"\n# demo overrides\n{common}PORT={pop3_port}\nPIDFILE='{rundir / 'pop3d.pid'}'\n"
+                "POP3DSTART=YES\n")
+    with (confdir / "pop3d-ssl").open("a") as f:
+        f.write("\n# demo overrides\nPOP3_STARTTLS=NO\n")
 
     conf = ("--config-dir", str(confdir))
     maildir = home / "Maildir"
@@ -93,15 +112,25 @@ def set_up(root: Path) -> tuple[Path, Path]:
     return confdir, authvar
 
 
-def spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
-    """Start a server in its own session: Ctrl-C reaches the demo, which stops it."""
-    return subprocess.Popen(cmd, start_new_session=True)
+#: the service commands, in start order (stopped in the reverse order)
+SERVICES = ("authdaemond", "imapd", "pop3d")
 
 
-def wait_for(what: str, ready, procs: list[subprocess.Popen[bytes]]) -> None:
+def service(name: str, action: str, confdir: Path) -> None:
+    """``bin/NAME --config-dir CONFDIR ACTION``, as an administrator runs it."""
+    cmd = [str(REPO / "bin" / name), "--config-dir", str(confdir), action]
+    proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"demo: bin/{name} {action} failed (exit {proc.returncode}):\n"
+            + proc.stderr.decode(errors="replace") + proc.stdout.decode(errors="replace")
+        )
+
+
+def wait_for(what: str, ready) -> None:
     deadline = time.monotonic() + 15
     while not ready():
-        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             sys.exit(f"demo: {what} did not start")
         time.sleep(0.05)
 
@@ -144,48 +173,55 @@ def main() -> int:
     args = parser.parse_args()
 
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="courierpy-demo-"))
-    confdir, authvar = set_up(root)
-    conf = ["--config-dir", str(confdir)]
     imap_port, pop3_port = pick_port(args.imap_port), pick_port(args.pop3_port)
-    tcpd = [str(BIN / "couriertcpd"), "-address=127.0.0.1", "-nodnslookup", "-noidentlookup"]
-    procs = [spawn([str(BIN / "authdaemond"), *conf])]
+    confdir, authvar = set_up(root, imap_port, pop3_port)
+    conf = ["--config-dir", str(confdir)]
+    # SIGTERM as Ctrl-C: either one stops the servers (below) and ends the demo
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    started: list[str] = []
     try:
-        wait_for("authdaemond", (authvar / "socket").exists, procs)
-        procs.append(spawn([*tcpd, str(imap_port), str(BIN / "imapd"), *conf]))
-        procs.append(spawn([*tcpd, str(pop3_port), str(BIN / "pop3d"), *conf]))
-        wait_for("imapd", lambda: not port_free(imap_port), procs)
-        wait_for("pop3d", lambda: not port_free(pop3_port), procs)
+        for name in SERVICES:
+            service(name, "start", confdir)
+            started.append(name)
+        wait_for("authdaemond", (authvar / "socket").exists)
+        wait_for("imapd", lambda: not port_free(imap_port))
+        wait_for("pop3d", lambda: not port_free(pop3_port))
         print(run("authtest", *conf, "demo", "demo"))
         check_clients(imap_port, pop3_port)
         if args.check:
             return 0
         activate = f"COURIER_CONFDIR={confdir}"
         maildir = root / "vmail/demo/Maildir"
+        bindir = REPO / "bin"
         print(
             f"\ncourierpy demo instance in {root}\n"
             f"  IMAP  127.0.0.1:{imap_port}   POP3  127.0.0.1:{pop3_port}   (no TLS)\n"
-            f"  user demo, password demo, Maildir {maildir}\n\n"
+            f"  user demo, password demo, Maildir {maildir}\n"
+            f"  log {root / 'mail.log'}\n\n"
             "Point a mail client at those ports (account demo / demo), or try:\n"
             f"  python3 -c \"import imaplib; m=imaplib.IMAP4('127.0.0.1',{imap_port}); "
             f"m.login('demo','demo'); print(m.select('INBOX'))\"\n"
             f"  {activate} {BIN}/authtest demo demo\n"
-            f"  echo 'Subject: hi' | {BIN}/deliverquota {maildir}\n\n"
-            "Ctrl-C stops the demo."
+            f"  echo 'Subject: hi' | {BIN}/deliverquota {maildir}\n"
+            f"  {bindir}/imapd --config-dir {confdir} restart\n\n"
+            "Ctrl-C stops the demo (bin/pop3d stop, bin/imapd stop, bin/authdaemond stop)."
         )
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        procs[0].wait()
-        return procs[0].returncode or 0
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stops
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stopped = True
+        for name in reversed(started):
             try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+                service(name, "stop", confdir)
+            except SystemExit as e:  # say so, and stop the others all the same
+                print(e, file=sys.stderr)
+                stopped = False
+        if started and stopped:
+            print("demo: servers stopped.")
 
 
 if __name__ == "__main__":
