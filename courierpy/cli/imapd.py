@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -18,7 +20,7 @@ from courierpy import proc
 from courierpy.authclient import AuthClient
 from courierpy.authproto import options_dict
 from courierpy.cli.options import config_dir_option
-from courierpy.config import read_shell_vars
+from courierpy.config import read_shell_vars, resolve_config_dir
 from courierpy.errors import CourierError
 from courierpy.imap.server import serve
 from courierpy.imap.session import Account, Session, Settings
@@ -50,11 +52,8 @@ def _config(config_dir: Path) -> dict[str, str]:
         return {}
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@config_dir_option
-@click.argument("maildir", required=False)
-def main(config_dir: Path, maildir: str | None) -> None:
-    """Serve one IMAP connection on stdin/stdout."""
+def run(config_dir: Path, maildir: str | None) -> NoReturn:
+    """Serve one IMAP connection on stdin/stdout, the arguments parsed; exits."""
     user = os.environ.get("AUTHENTICATED")
     # Handed over by a login stage, the environment is the whole configuration, as
     # for Courier's imapd (its start-up script sources /etc/courier/imapd into it);
@@ -88,6 +87,22 @@ def main(config_dir: Path, maildir: str | None) -> None:
             except TLSConfigError as e:  # as the login stage: logged, STARTTLS refused
                 _log(f"ERR: STARTTLS not offered: {e}")
     sys.exit(serve(session))
+
+
+def run_argv(args: Sequence[str]) -> bool:
+    """Run with the words after the program name if they are plain (at most a
+    Maildir, no option), as a login stage hands over, without click; else False."""
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        return False
+    run(resolve_config_dir(None, os.environ), args[0] if args else None)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@config_dir_option
+@click.argument("maildir", required=False)
+def main(config_dir: Path, maildir: str | None) -> None:
+    """Serve one IMAP connection on stdin/stdout."""
+    run(config_dir, maildir)
 
 
 if __name__ == "__main__":

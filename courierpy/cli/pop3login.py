@@ -10,15 +10,61 @@ man/imaplogin.8.
 from __future__ import annotations
 
 import os
+import ssl
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from courierpy.cli.options import config_dir_option
 from courierpy.login.logline import log as log_line
-from courierpy.login.startup import auth_and_delay, read_config, tls_contexts
+from courierpy.login.startup import StartupCache, auth_and_delay, read_config, tls_contexts
 from courierpy.tls import TLSConfigError
+
+CONFIG_FILES = ("pop3d", "pop3d-ssl")
+
+
+def start(config_dir: Path, implicit_tls: bool, environ: Mapping[str, str],
+          cache: StartupCache | None = None, *, quiet: bool = False,
+          ) -> tuple[dict[str, str], dict[str, str], ssl.SSLContext | None,
+                     ssl.SSLContext | None]:
+    """The environment, the merged settings and the ``(implicit, starttls)`` contexts.
+
+    Raises :class:`TLSConfigError` when implicit TLS cannot be set up.
+    """
+    config = read_config(config_dir, CONFIG_FILES, cache)
+    env = dict(environ)
+    merged = {**config, **env}
+    implicit, starttls = tls_contexts(merged, env, implicit=implicit_tls, prefix="POP3",
+                                      verb="STLS", cache=cache, quiet=quiet)
+    return env, merged, implicit, starttls
+
+
+def run(config_dir: Path, implicit_tls: bool, program: Sequence[str],
+        cache: StartupCache | None = None) -> NoReturn:
+    """The command, once its arguments are parsed: serve fds 0/1, then exit."""
+    from courierpy.login import pop3
+
+    try:
+        env, merged, implicit, starttls = start(config_dir, implicit_tls, os.environ, cache)
+    except TLSConfigError as e:
+        log_line(os.environ, f"ERR: {e}")
+        sys.exit(1)
+    auth, delay = auth_and_delay(config_dir, env, cache)
+    sys.exit(pop3.serve(program, env, merged, auth, delay, implicit_tls=implicit,
+                        starttls=starttls))
+
+
+def warm(cache: StartupCache, config_dir: Path, implicit_tls: bool,
+         environ: Mapping[str, str]) -> None:
+    """Fill *cache* with what a connection will need (errors are left to the connection)."""
+    try:
+        env = start(config_dir, implicit_tls, environ, cache, quiet=True)[0]
+        auth_and_delay(config_dir, env, cache)
+    except Exception:  # noqa: BLE001 - a bad config: each connection reports it
+        pass
 
 
 @click.command(context_settings={"ignore_unknown_options": True,
@@ -29,21 +75,7 @@ from courierpy.tls import TLSConfigError
 @click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
 def main(config_dir: Path, implicit_tls: bool, program: tuple[str, ...]) -> None:
     """Log one POP3 connection in, then exec PROGRAM as the account."""
-    from courierpy.login import pop3
-
-    config = read_config(config_dir, ("pop3d", "pop3d-ssl"))
-    env = dict(os.environ)
-    merged = {**config, **env}
-    try:
-        implicit, starttls = tls_contexts(
-            merged, env, implicit=implicit_tls, prefix="POP3", verb="STLS"
-        )
-    except TLSConfigError as e:
-        log_line(env, f"ERR: {e}")
-        sys.exit(1)
-    auth, delay = auth_and_delay(config_dir, env)
-    sys.exit(pop3.serve(program, env, merged, auth, delay, implicit_tls=implicit,
-                        starttls=starttls))
+    run(config_dir, implicit_tls, program)
 
 
 if __name__ == "__main__":

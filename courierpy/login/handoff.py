@@ -132,8 +132,10 @@ def _exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
     os.environ.clear()
     os.environ.update(env)
     sys.argv = list(argv)
-    main = importlib.import_module(module).main
-    main(args=list(argv[1:]), prog_name=os.path.basename(argv[0]))
+    mod = importlib.import_module(module)
+    plain = getattr(mod, "run_argv", None)  # no click for the usual ``PROGRAM MAILDIR``
+    if plain is None or not plain(list(argv[1:])):
+        mod.main(args=list(argv[1:]), prog_name=os.path.basename(argv[0]))
     sys.exit(0)
 
 
