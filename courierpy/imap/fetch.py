@@ -99,7 +99,8 @@ def _section_value(
     section: AttSection,
     partial: tuple[int, int | None] | None,
 ) -> bytes | LiteralStream:
-    tree = cache.tree(msg.path, msg.basename)
+    # checked against the file (stat) before reading it by the tree's offsets
+    tree = cache.tree(msg.path, msg.basename, verify=True)
     path = locate(msg.path, msg.basename)
     if path is None:
         from courierpy.maildir.store import MessageGone

@@ -22,6 +22,8 @@ from courierpy.imap import texts
 from courierpy.imap.responses import Atom, RespCode, ResponseCode, UntaggedStatus
 from courierpy.maildir import keywords as kwmod
 from courierpy.maildir.acl import to_imap_rights
+from courierpy.maildir.cache import MetadataCache
+from courierpy.maildir.names import flags_of
 from courierpy.maildir.store import Maildir
 
 __all__ = ["Entry", "SelectedMailbox", "SYSTEM_FLAG_LETTERS", "flag_list"]
@@ -29,12 +31,14 @@ __all__ = ["Entry", "SelectedMailbox", "SYSTEM_FLAG_LETTERS", "flag_list"]
 #: maildir info letter → IMAP system flag
 SYSTEM_FLAG_LETTERS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen",
                        "T": "\\Deleted"}
+_NO_KEYWORDS: frozenset[str] = frozenset()
 _FLAGS_TAIL = ("\\Draft", "\\Answered", "\\Flagged", "\\Deleted", "\\Seen")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """One message as this session knows it."""
+    """One message as this session knows it (treated as immutable: changes
+    make a new one, see :meth:`SelectedMailbox.update_entry`)."""
 
     uid: int
     basename: str
@@ -80,24 +84,38 @@ class SelectedMailbox:
         #: messages this process moved from new/: \\Recent for this session (kept
         #: across re-SELECTs by the same process, as Courier does)
         self.recent = recent if recent is not None else set()
+        #: basename → inode number, from the last scan's directory listing
+        self.inodes: dict[str, int] = {}
+        #: the folder's metadata cache (FETCH, SEARCH, SORT), read when first used
+        self.cache: MetadataCache | None = MetadataCache(path, inodes=self.inodes)
 
     # -- reading the folder -------------------------------------------------------
 
     def _read(self) -> list[Entry]:
-        state = self.store.scan()
-        self.uidvalidity = state.uidvalidity
-        self.uidnext = state.uidnext
-        kws: dict[str, set[str]] = {}
+        lst = self.store.listing()
+        self.uidvalidity = lst.uidvalidity
+        self.uidnext = lst.uidnext
+        self.inodes = lst.inodes
+        if self.cache is not None:
+            self.cache.inodes = lst.inodes
+        kws: dict[str, frozenset[str]] = {}
         if self.use_keywords:
-            present = {m.basename for m in state.messages}
-            kws = kwmod.read_keywords(self.path, present=present)
+            kws = {b: frozenset(k) for b, k in
+                   kwmod.read_keywords(self.path, present=lst.uids.keys()).items()}
+        recent = self.recent
+        recent |= lst.recent
+        names = lst.names
+        letters_of: dict[str, str] = {}  # info part → flag letters, once per distinct one
         out = []
-        for m in state.messages:
-            if m.recent:
-                self.recent.add(m.basename)
-            recent = m.basename in self.recent
-            out.append(Entry(m.uid, m.basename, m.filename, m.flags,
-                             frozenset(kws.get(m.basename, ())), recent))
+        append = out.append
+        no_kws = _NO_KEYWORDS
+        for base, uid in lst.uids.items():
+            fn = names[base]
+            info = fn[len(base):]
+            letters = letters_of.get(info)
+            if letters is None:
+                letters = letters_of[info] = flags_of(fn)
+            append(Entry(uid, base, fn, letters, kws.get(base, no_kws), base in recent))
         return out
 
     def _keywords_in_use(self, entries: list[Entry]) -> tuple[str, ...]:

@@ -243,7 +243,7 @@ class _Search:
 
     def _other_header(self, name: str) -> tuple[str, ...]:
         assert self.msg is not None
-        tree = self.cache.tree(self.msg.path, self.msg.basename)
+        tree = self.cache.tree(self.msg.path, self.msg.basename, verify=True)
         path = locate(self.msg.path, self.msg.basename)
         if path is None:
             return ()
@@ -300,6 +300,8 @@ class _Search:
 
     def _load_text(self, raw: bytes) -> tuple[str, list[str]]:
         assert self.msg is not None
+        # the file as read must be the one the entry describes (same size)
+        self.cache.check_size(self.msg.basename, len(raw))
         tree = self.cache.tree(self.msg.path, self.msg.basename)
         headers: list[str] = []
         bodies: list[str] = []

@@ -8,25 +8,49 @@ SEARCH looks at.  With the cache warm, ``FETCH 1:* (ENVELOPE BODYSTRUCTURE)``
 or ``SEARCH FROM x`` opens no message file.
 
 The cache is never the only copy of anything: entries are keyed by the
-message's basename (the part before ``:2,``, unchanged by flag renames) and
-trusted only while the file's size and mtime match what was recorded; delete
-the file and it is rebuilt from the messages.
+message's basename (the part before ``:2,``, unchanged by flag renames);
+delete the file and it is rebuilt from the messages.
+
+When an entry is trusted (the validation rule).  A delivered Maildir file is
+never rewritten: only its name's flags change, and a message that changes is
+a new file.  So an entry is trusted, without a ``stat``, when
+
+* its basename (the unique part of the name, with ``,S=``) is the message's,
+* the folder scan's directory listing (``DirEntry.inode()``, no system call)
+  gives the file the inode number the entry recorded, and
+* the name's ``,S=`` was the file's size when the entry was recorded (else
+  the entry records inode 0, never matched).
+
+Otherwise the file is ``stat``-ed and the entry trusted while its size and
+mtime match (the entry then records the inode, e.g. after the folder was
+copied); else the message is parsed again.  A file replaced under the same
+name (written elsewhere and renamed over it, or deleted and stored again) is
+in practice a new inode, so it is parsed again.  What this rule gives up: a
+file
+rewritten *in place* (or stored again under the same name and ``,S=`` and
+given the freed inode number back) keeps its cached ENVELOPE, BODYSTRUCTURE
+and header SEARCH data, and a ``touch`` does not change the
+INTERNALDATE of a message already cached (IMAP's INTERNALDATE never changes
+anyway); whatever reads the file itself (``BODY[...]``, TEXT SEARCH) checks
+the entry against the file's actual size first and reparses on a mismatch.
+Once trusted, an entry is not checked again in the session.
 
 File ``<folder>/courierpy.cache``, one line per message::
 
-    courierpy-cache 1\\n                                    (first line)
-    <crc32>\\t<basename>\\t<size>\\t<mtime_ns>\\t<RFC822.SIZE>\\t<ENVELOPE>\\t
-        <BODYSTRUCTURE>\\t<BODY>\\t<search JSON>\\t<tree JSON>\\n
+    courierpy-cache 2\\n                                    (first line)
+    <crc32>\\t<basename>\\t<inode>\\t<size>\\t<mtime_ns>\\t<RFC822.SIZE>\\t
+        <ENVELOPE>\\t<BODYSTRUCTURE>\\t<BODY>\\t<search JSON>\\t<tree JSON>\\n
 
 The CRC (hex) covers everything after the first tab.  The three wire
 strings are stored as sent (base64 after a ``\\x01`` in the rare case one
 holds a tab or line break); the search JSON is ``[{field: [values]},
 [dates]]``; the tree JSON is :meth:`courierpy.mime.tree.Part.to_json` and is
-decoded only when a section is fetched.  Entries are split out of the file
-when it is loaded but decoded only when a message is asked for, so loading a
-10,000-message cache costs one read, a CRC and a split.
-A wrong first line, a bad CRC, a short line or JSON that does not have the
-expected shape discards the whole file (logged); it is then rebuilt.
+decoded only when a section is fetched.  Loading the file is one read and
+one split into lines (its basenames found by one regular expression); an
+entry's CRC is checked and its record decoded only when its message is asked
+for.  A wrong first line (another version included), a malformed line, a bad
+CRC or JSON that does not have the expected shape discards the whole file
+(logged); it is then rebuilt.
 :meth:`MetadataCache.save` writes a temporary file and renames it over the
 old one, so readers never see half a file; two sessions saving at once
 simply race, the last rename wins (it is only a cache).  Entries of
@@ -47,7 +71,6 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from courierpy.errors import CourierError
 from courierpy.maildir import names
@@ -70,7 +93,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "courierpy.cache"
-_MAGIC = b"courierpy-cache 1\n"
+_MAGIC = b"courierpy-cache 2\n"
 
 #: Header fields kept decoded for SEARCH (lower case).  ``HEADER <other> x``
 #: reads the message's header block instead.
@@ -114,11 +137,13 @@ class MessageMeta:
     body: bytes
     _headers: dict[str, tuple[str, ...]] | None
     _dates: tuple[float, ...] | None
-    tree_json: str = ""
+    tree_json: str | bytes = ""  #: (bytes as loaded from the file)
     _tree: Part | None = field(default=None, repr=False, compare=False)
     _search_json: bytes = field(default=b"", repr=False, compare=False)
     #: SEARCH's normalized header values (field → values), filled as searched
     norm: dict[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
+    #: inode number of the parsed file (0: unknown)
+    ino: int = 0
 
     @property
     def headers(self) -> dict[str, tuple[str, ...]]:
@@ -171,27 +196,36 @@ class MessageMeta:
         else:
             search_json = json.dumps([self.headers, list(self.dates)], separators=(",", ":"))
         return b"\t".join((
-            b"%d\t%d\t%d" % (self.size, self.mtime_ns, self.rfc822_size),
+            b"%d\t%d\t%d\t%d" % (self.ino, self.size, self.mtime_ns, self.rfc822_size),
             _field(self.envelope),
             _field(self.bodystructure),
             _field(self.body),
             search_json.encode("ascii"),
-            self.tree_json.encode("ascii"),
+            tj if type(tj := self.tree_json) is bytes else tj.encode("ascii"),
         ))
 
     @classmethod
     def from_record(cls, record: bytes) -> MessageMeta:
         """Inverse of :meth:`record`; raises :class:`CacheCorrupt` on anything else
-        (the search data is checked when first used)."""
+        (the search data is checked when first used, the tree when decoded)."""
+        return cls.from_fields(record.split(b"\t"), record)
+
+    @classmethod
+    def from_fields(cls, fields: list[bytes], record: bytes) -> MessageMeta:
+        """:meth:`from_record` of *record* already split at its tabs."""
         try:
-            size, mtime, rfc822, env, bs, bd, search_json, tree = record.split(b"\t")
-            return cls(int(size), int(mtime), int(rfc822), _unfield(env), _unfield(bs),
-                       _unfield(bd), None, None, tree.decode("ascii"), None, search_json)
+            ino, size, mtime, rfc822, env, bs, bd, search_json, tree = fields
+            if b"\r" in record or b"\x01" in record:  # rare: a field in base64
+                env, bs, bd = _unfield(env), _unfield(bs), _unfield(bd)
+            if not tree.isascii():
+                raise CacheCorrupt("non-ASCII tree")
+            return cls(int(size), int(mtime), int(rfc822), env, bs, bd, None, None, tree,
+                       None, search_json, None, int(ino))
         except (ValueError, UnicodeError, binascii.Error) as e:
             raise CacheCorrupt(f"bad entry: {e}") from None
 
     @classmethod
-    def parse(cls, data, size: int, mtime_ns: int) -> MessageMeta:
+    def parse(cls, data, size: int, mtime_ns: int, ino: int = 0) -> MessageMeta:
         """Parse the stored message *data* (bytes or mmap)."""
         wire = message_wire(data)
         headers, dates = search_headers(data, wire.tree)
@@ -206,6 +240,7 @@ class MessageMeta:
             headers,
             dates,
             tree_json,
+            ino=ino,
         )
         meta._tree = wire.tree
         return meta
@@ -331,41 +366,50 @@ def locate(path: Path, basename: str) -> Path | None:
 class MetadataCache:
     """The metadata cache of one folder (file ``<folder>/courierpy.cache``).
 
-    Memory stays bounded by what a session uses: the file is indexed when
-    first needed (basename → where its line lies) and entries are read from
-    it one by one; at most :attr:`MAX_DECODED` decoded entries are kept (least
+    The file is read once, when first needed, and split into lines (basename →
+    line); an entry is checked (CRC) and decoded when its message is first
+    asked for.  At most :attr:`MAX_DECODED` decoded entries are kept (least
     recently used dropped).  Entries parsed in this session are kept as
     records until :meth:`save`.
+
+    *inodes* (basename → inode number, from the folder scan's directory
+    listing, see :class:`courierpy.maildir.store.Listing`) lets :meth:`get`
+    trust an entry without a ``stat`` (the rule is in the module docstring);
+    the owner may replace the attribute after each scan.
     """
 
     #: Decoded entries kept in memory (a repeated FETCH 1:* of up to this many
     #: messages decodes nothing again).
     MAX_DECODED = 20000
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, inodes: dict[str, int] | None = None) -> None:
         self.folder = Path(folder)
         self.path = self.folder / CACHE_NAME
-        #: basename → (line start, record start, line end) in the loaded file
-        self._index: dict[str, tuple[int, int, int]] | None = None
-        self._file: BinaryIO | None = None  # the indexed file, kept open for reads
+        #: basename → inode number as the last scan listed it
+        self.inodes: dict[str, int] = inodes if inodes is not None else {}
+        #: basename → its line in the loaded file (CRC not yet checked)
+        self._index: dict[str, bytes] | None = None
         self._new: dict[str, bytes] = {}  # records parsed in this session, not saved yet
         self._decoded: OrderedDict[str, MessageMeta] = OrderedDict()
         self._dirty = False
         #: basenames checked against their file in this session: a Maildir
         #: message's bytes never change, so once is enough
         self._valid: set[str] = set()
-        #: Counters for tests and benchmarks: entries parsed from messages, loaded from file.
+        #: Counters for tests and benchmarks: entries parsed from messages, loaded
+        #: from file, and checked with a stat (not trusted from the listing).
         self.parsed = 0
         self.loaded = 0
+        self.statted = 0
 
     # -- loading --------------------------------------------------------------------
 
-    def _load(self) -> dict[str, tuple[int, int, int]]:
+    def _load(self) -> dict[str, bytes]:
         if self._index is not None:
             return self._index
         self._index = {}
         try:
-            f = open(self.path, "rb")  # noqa: SIM115 - kept open for the session
+            with open(self.path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return self._index
         except OSError as e:
@@ -373,69 +417,49 @@ class MetadataCache:
             self._dirty = True
             return self._index
         try:
-            self._index = _index(f.read())
-            self._file = f
-        except OSError as e:
-            f.close()
-            self._discard(f"unreadable: {e}")
+            self._index = _index(data)
         except CacheCorrupt as e:
-            f.close()
             self._discard(str(e))
         return self._index
 
     def _discard(self, why: str) -> None:
+        """Drop the file's entries; those already checked and decoded stay (each
+        passed its own CRC) and are written back by :meth:`save`."""
         log.warning("metadata cache %s discarded: %s", self.path, why)
-        self._close()
+        for base, meta in self._decoded.items():
+            if base not in self._new:
+                self._new[base] = meta.record()
         self._index = {}
-        self._decoded.clear()
-        self._valid.clear()
         self._dirty = True
 
-    def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
     def close(self) -> None:
-        """Release the open cache file (the object stays usable)."""
-        self._close()
+        """Drop what was read of the cache file (the object stays usable)."""
         self._index = None
-
-    def __del__(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._close()
-
-    def _read_record(self, basename: str) -> bytes | None:
-        """The record of *basename*: parsed this session, or read from the file."""
-        rec = self._new.get(basename)
-        if rec is not None:
-            return rec
-        where = self._load().get(basename)
-        if where is None or self._file is None:
-            return None
-        start, rec_start, end = where
-        line = os.pread(self._file.fileno(), end - start, start)
-        crc, _, rest = line.partition(b"\t")
-        if len(line) != end - start or crc != b"%08x" % zlib.crc32(rest):
-            self._discard(f"entry for {basename!r} changed under us")
-            return None
-        return line[rec_start - start :]
 
     def _lookup(self, basename: str) -> MessageMeta | None:
         meta = self._decoded.get(basename)
         if meta is not None:
             self._decoded.move_to_end(basename)
             return meta
-        rec = self._read_record(basename)
-        if rec is None:
-            return None
+        rec = self._new.get(basename)  # parsed this session
         try:
-            meta = MessageMeta.from_record(rec)
+            if rec is not None:
+                meta = MessageMeta.from_record(rec)
+            else:
+                line = self._load().get(basename)
+                if line is None:
+                    return None
+                fields = line.split(b"\t", 2)
+                if len(fields) != 3 or fields[0] != b"%08x" % zlib.crc32(
+                        memoryview(line)[9:]) or len(fields[0]) != 8:
+                    self._discard(f"checksum mismatch in the entry for {basename!r}")
+                    return None
+                rec = fields[2]
+                meta = MessageMeta.from_fields(rec.split(b"\t"), rec)
+                self.loaded += 1
         except CacheCorrupt as e:
             self._discard(f"entry for {basename!r}: {e}")
             return None
-        if basename not in self._new:
-            self.loaded += 1
         self._remember(basename, meta)
         return meta
 
@@ -462,19 +486,35 @@ class MetadataCache:
             return self._decoded.get(basename)
         return None
 
-    def get(self, path: Path, basename: str) -> MessageMeta:
+    def get(self, path: Path | str, basename: str) -> MessageMeta:
         """The metadata of message *basename* stored at *path*.
 
-        A cached entry is used while the file's size and mtime match; otherwise
-        (or when there is none) the message is parsed and the entry replaced.
-        If *path* is gone, the message is looked up by its basename (a flag
-        rename elsewhere); if it is gone for good, a still-cached entry is
-        returned (the bytes cannot have changed), else
+        A cached entry is used without a ``stat`` when the folder listing gave
+        the file the inode the entry records and the name's ``,S=`` is the
+        size the entry records; else while the file's size and mtime match
+        (the entry then takes the file's inode); otherwise (or when there is
+        none) the message is parsed and the entry replaced.  If *path* is
+        gone, the message is looked up by its basename (a flag rename
+        elsewhere); if it is gone for good, a still-cached entry is returned
+        (the bytes cannot have changed), else
         :class:`courierpy.maildir.store.MessageGone` is raised.
         """
         meta = self._lookup(basename)
-        if meta is not None and basename in self._valid:
-            return meta
+        if meta is not None:
+            if basename in self._valid:
+                return meta
+            if meta.ino and self.inodes.get(basename) == meta.ino:
+                self._valid.add(basename)  # see _trusted_ino: ,S= was checked then
+                return meta
+        return self._check(path, basename, meta)
+
+    def verify(self, path: Path | str, basename: str) -> MessageMeta:
+        """:meth:`get`, the entry checked with a ``stat`` against the file at *path*
+        whatever this session knows (before reading the file by the entry's offsets)."""
+        meta = self._lookup(basename)
+        return self._check(path, basename, meta)
+
+    def _check(self, path: Path | str, basename: str, meta: MessageMeta | None) -> MessageMeta:
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -487,12 +527,19 @@ class MetadataCache:
                 raise MessageGone(f"message {basename} was expunged") from None
             path = found
             st = os.stat(path)
+        self.statted += 1
         if meta is not None and meta.size == st.st_size and meta.mtime_ns == st.st_mtime_ns:
+            ino = _trusted_ino(basename, st)
+            if meta.ino != ino and "\t" not in basename and "\n" not in basename:
+                meta.ino = ino  # a copied folder, say: recorded for the next session
+                self._new[basename] = meta.record()
+                self._dirty = True
             self._valid.add(basename)
             return meta
         with open_message(path) as buf:
-            meta = MessageMeta.parse(buf, st.st_size, st.st_mtime_ns)
+            meta = MessageMeta.parse(buf, st.st_size, st.st_mtime_ns, _trusted_ino(basename, st))
         self.parsed += 1
+        self._decoded.pop(basename, None)
         if "\t" not in basename and "\n" not in basename:
             self._new[basename] = meta.record()
             meta._tree = None  # kept as JSON: trees are big, sections are rare
@@ -501,10 +548,22 @@ class MetadataCache:
             self._dirty = True
         return meta
 
-    def tree(self, path: Path, basename: str) -> Part:
-        """The part tree of the message (see :meth:`get`); an entry whose tree
-        does not decode is discarded and the message parsed again."""
-        meta = self.get(path, basename)
+    def check_size(self, basename: str, size: int) -> bool:
+        """Whether the entry of *basename* (if any) records *size*, the size of the
+        file as just read; if not, the entry is dropped (reparsed when next asked)."""
+        meta = self._lookup(basename)
+        if meta is None or meta.size == size:
+            return True
+        log.warning("metadata cache %s: %r changed size under the same name; reparsing",
+                    self.path, basename)
+        self._forget(basename)
+        return False
+
+    def tree(self, path: Path | str, basename: str, *, verify: bool = False) -> Part:
+        """The part tree of the message (see :meth:`get`, or :meth:`verify` if
+        *verify*); an entry whose tree does not decode is discarded and the
+        message parsed again."""
+        meta = self.verify(path, basename) if verify else self.get(path, basename)
         try:
             return meta.tree()
         except (ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
@@ -513,7 +572,7 @@ class MetadataCache:
             self._forget(basename)
             return self.get(path, basename).tree()
 
-    def search_data(self, path: Path, basename: str) -> MessageMeta:
+    def search_data(self, path: Path | str, basename: str) -> MessageMeta:
         """:meth:`get`, with the header fields and dates for SEARCH decoded; an
         entry whose search data does not decode is discarded and reparsed."""
         meta = self.get(path, basename)
@@ -530,31 +589,27 @@ class MetadataCache:
         messages no longer in the folder are dropped.  Never raises OSError."""
         if not self._dirty:
             return
-        present = set()
+        present: set[str] = set()
         for sub in ("cur", "new"):
             try:
                 with os.scandir(self.folder / sub) as it:
-                    present.update(names.basename(e.name) for e in it)
+                    for e in it:
+                        n = e.name
+                        cut = n.rfind(":")
+                        present.add(n if cut < 0 else n[:cut])
             except FileNotFoundError:
                 continue
             except OSError as e:
                 log.warning("metadata cache %s not saved: %s", self.path, e)
                 return
         lines = [_MAGIC]
-        try:
-            old = b""
-            if self._file is not None and self._index:
-                self._file.seek(0)
-                old = self._file.read()
-            for base, (start, _rec, end) in (self._index or {}).items():
-                if base in present and base not in self._new:
-                    lines.append(old[start:end] + b"\n")
-            for base, rec in self._new.items():
-                if base in present:
-                    lines.append(_line(base, rec))
-        except OSError as e:
-            log.warning("metadata cache %s not saved: %s", self.path, e)
-            return
+        for base, line in (self._index or {}).items():
+            if base in present and base not in self._new:
+                lines.append(line)
+                lines.append(b"\n")
+        for base, rec in self._new.items():
+            if base in present:
+                lines.append(_line(base, rec))
         tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{secrets.token_hex(6)}"
         try:
             # O_EXCL|O_NOFOLLOW: never write through a name someone planted
@@ -575,7 +630,13 @@ class MetadataCache:
             return
         self._dirty = False
         self._new.clear()
-        self.close()  # the next miss indexes the file just written
+        self.close()  # the next miss reads the file just written
+
+
+def _trusted_ino(basename: str, st: os.stat_result) -> int:
+    """The inode number to record for the file *st* of message *basename*: 0
+    (never trusted without a stat) unless the name's ``,S=`` is its size."""
+    return st.st_ino if names.size_of(basename) == st.st_size else 0
 
 
 _SPECIAL = re.compile(rb"[\t\n\r\x01]")
@@ -624,23 +685,19 @@ def _line(base: str, body: bytes) -> bytes:
     return b"%08x\t%s\n" % (zlib.crc32(rest), rest)
 
 
-def _index(data: bytes) -> dict[str, tuple[int, int, int]]:
-    """basename → (line start, record start, line end) for every line of a
-    cache file, each line's CRC checked."""
+def _index(data: bytes) -> dict[str, bytes]:
+    """basename → line, for every line of a cache file (each line's CRC, and
+    that the basename stands where it is looked for, are checked when its
+    entry is first used)."""
     if not data.startswith(_MAGIC):
         raise CacheCorrupt("not a courierpy cache (or another version)")
     if not data.endswith(b"\n"):
         raise CacheCorrupt("truncated")
-    out: dict[str, tuple[int, int, int]] = {}
-    pos = len(_MAGIC)
-    for line in data[pos:-1].split(b"\n") if len(data) > pos else ():
-        end = pos + len(line)
-        crc, tab, rest = line.partition(b"\t")
-        if not tab or len(crc) != 8 or crc != b"%08x" % zlib.crc32(rest):
-            raise CacheCorrupt("checksum mismatch or malformed line")
-        base, tab, body = rest.partition(b"\t")
-        if not tab or body.count(b"\t") != 7:
-            raise CacheCorrupt("malformed line")
-        out[base.decode("utf-8", "surrogateescape")] = (pos, end - len(body), end)
-        pos = end + 1
-    return out
+    lines = data.split(b"\n")
+    del lines[0], lines[-1]  # the first line, and "" after the last newline
+    try:
+        bases = [line[9 : line.index(b"\t", 9)] for line in lines]
+    except ValueError:
+        raise CacheCorrupt("malformed line") from None
+    keys = b"\n".join(bases).decode("utf-8", "surrogateescape").split("\n")
+    return dict(zip(keys, lines, strict=True))

@@ -36,7 +36,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,7 +295,7 @@ class _Restart(Exception):
 def load(
     folder: str | os.PathLike[str],
     *,
-    present: set[str] | None = None,
+    present: Container[str] | None = None,
     case_sensitive: bool = False,
     now: float | None = None,
     compact: bool = True,
@@ -319,7 +319,7 @@ def load(
 
 def _load_once(
     folder: Path,
-    present: set[str] | None,
+    present: Container[str] | None,
     case_sensitive: bool,
     now: float | None,
     compact: bool,
@@ -416,7 +416,7 @@ def _load_once(
 def read_keywords(
     folder: str | os.PathLike[str],
     *,
-    present: set[str] | None = None,
+    present: Container[str] | None = None,
     case_sensitive: bool = False,
 ) -> dict[str, set[str]]:
     """basename → keywords of every message of *folder* that has keywords."""

@@ -30,7 +30,7 @@ from typing import BinaryIO
 from courierpy.errors import CourierError
 from courierpy.maildir import create, names, quota, uiddb
 
-__all__ = ["FolderState", "Maildir", "Message", "MessageGone"]
+__all__ = ["FolderState", "Listing", "Maildir", "Message", "MessageGone"]
 
 
 class MessageGone(CourierError):
@@ -78,6 +78,47 @@ def _list_dir(path: Path) -> list[str]:
         return []
 
 
+def _list_messages(path: str, found: dict[str, str], inodes: dict[str, int] | None,
+                   prefix: str = "") -> None:
+    """Add ``basename → prefix + name`` (first name seen wins) and ``basename → inode``
+    for the messages of directory *path* (one ``scandir``, no ``stat``)."""
+    try:
+        it = os.scandir(path)
+    except FileNotFoundError:
+        return
+    with it:
+        for e in it:
+            name = e.name
+            if name[0] == ".":
+                continue
+            cut = name.rfind(":")
+            base = name if cut < 0 else name[:cut]
+            if base in found:
+                continue
+            found[base] = prefix + name
+            if inodes is not None:
+                inodes[base] = e.inode()
+
+
+@dataclass(slots=True)
+class Listing:
+    """A scan's raw result, for callers that build their own per-message objects.
+
+    *uids* maps basename → UID in UID order; *names* basename → file name
+    relative to ``cur/`` (``../new/<name>`` for messages a scan without
+    ``move_new`` found in new/); *inodes* basename → inode number as the
+    directory listing gave it (``DirEntry.inode()``, no ``stat``); *recent* the
+    basenames this scan moved from new/ to cur/.
+    """
+
+    uidvalidity: int
+    uidnext: int
+    uids: dict[str, int]
+    names: dict[str, str]
+    inodes: dict[str, int]
+    recent: set[str]
+
+
 class Maildir:
     """A Maildir++ folder (the Maildir itself for INBOX, or ``.Name``)."""
 
@@ -93,37 +134,39 @@ class Maildir:
 
     def _move_new(self) -> set[str]:
         recent = set()
+        new = os.fspath(self.path / "new") + os.sep
+        cur = os.fspath(self.path / "cur") + os.sep
         for name in _list_dir(self.path / "new"):
             target = name if ":" in name else name + names.INFO_PREFIX
             try:
-                os.rename(self.path / "new" / name, self.path / "cur" / target)
+                os.rename(new + name, cur + target)
             except FileNotFoundError:
                 continue  # another session moved it first
             recent.add(names.basename(name))
         return recent
 
-    def _list_cur(self) -> dict[str, str]:
+    def _list_cur(self, inodes: dict[str, int] | None = None) -> dict[str, str]:
         found: dict[str, str] = {}
-        for name in _list_dir(self.path / "cur"):
-            found.setdefault(names.basename(name), name)
+        _list_messages(os.fspath(self.path / "cur"), found, inodes)
         return found
 
-    def scan(self, *, move_new: bool = True) -> FolderState:
-        """List the folder, move new/ to cur/, assign UIDs; return the state."""
+    def listing(self, *, move_new: bool = True) -> Listing:
+        """List the folder, move new/ to cur/, assign UIDs (Courier's rules, under
+        its lock); return the raw :class:`Listing`."""
         create.clean_tmp(self.path)
+        inodes: dict[str, int] = {}
         with uiddb.folder_lock(self.path, timeout=self.lock_timeout):
             recent = self._move_new() if move_new else set()
-            found = self._list_cur()
+            found = self._list_cur(inodes)
             if not move_new:
-                for name in _list_dir(self.path / "new"):
-                    found.setdefault(names.basename(name), "../new/" + name)
+                _list_messages(os.fspath(self.path / "new"), found, inodes, "../new/")
             db = uiddb.read(self.path)
             if db is not None:
-                missing = [b for b in db.uids if b not in found]
+                missing = [b for b in db.uids.keys() - found.keys()]
                 for _ in range(2):  # re-list: a concurrent rename can hide a file
                     if not missing:
                         break
-                    again = self._list_cur()
+                    again = self._list_cur(inodes)
                     for b in missing:
                         if b in again:
                             found[b] = again[b]
@@ -133,12 +176,18 @@ class Maildir:
                 self._counter += 1
                 uiddb.write(self.path, db, counter=self._counter)
         self._names = found
+        return Listing(db.uidvalidity, db.nextuid, db.uids, found, inodes, recent)
+
+    def scan(self, *, move_new: bool = True) -> FolderState:
+        """List the folder, move new/ to cur/, assign UIDs; return the state."""
+        lst = self.listing(move_new=move_new)
+        found, recent = lst.names, lst.recent
         msgs = []
-        for base, uid in sorted(db.uids.items(), key=lambda kv: kv[1]):
+        for base, uid in lst.uids.items():
             fn = found[base]
             p = names.parse(fn)
             msgs.append(Message(uid, fn, base, p.size, p.flags, base in recent))
-        return FolderState(db.uidvalidity, db.nextuid, tuple(msgs))
+        return FolderState(lst.uidvalidity, lst.uidnext, tuple(msgs))
 
     def status(self) -> dict[str, int]:
         """IMAP STATUS counts without touching the folder (no move, no uiddb write).

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from courierpy.errors import EX_TEMPFAIL, CourierError
@@ -56,22 +58,33 @@ class UidDb:
 
     uidvalidity: int
     nextuid: int
-    #: basename → UID
+    #: basename → UID, in UID order (as :func:`parse` and :func:`update` leave it)
     uids: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> bytes:
-        out = [f"1 {self.uidvalidity} {self.nextuid}\n"]
-        for base, uid in sorted(self.uids.items(), key=lambda kv: kv[1]):
-            out.append(f"{uid} {base}\n")
-        return "".join(out).encode("utf-8", "surrogateescape")
+        items = self.uids.items()
+        if not _in_order(list(self.uids.values())):
+            items = sorted(items, key=itemgetter(1))
+        body = "".join([f"{uid} {base}\n" for base, uid in items])
+        return f"1 {self.uidvalidity} {self.nextuid}\n{body}".encode("utf-8", "surrogateescape")
+
+
+def _in_order(values: list[int]) -> bool:
+    return values == sorted(values)
+
+
+#: an entry line: ``<uid> <basename>`` (no ``/`` in the name)
+_ENTRY = re.compile(r"^([0-9]+) ([^\n/]+)$", re.MULTILINE)
 
 
 def parse(data: bytes) -> UidDb | None:
     """Parse a courierimapuiddb; None when its first line is unusable."""
     text = data.decode("utf-8", "surrogateescape")
-    lines = text.split("\n")
-    head = lines[0].split(" ")
-    if len(lines) < 2 or len(head) != 3 or head[0] != "1":
+    first = text.find("\n")
+    if first < 0:
+        return None
+    head = text[:first].split(" ")
+    if len(head) != 3 or head[0] != "1":
         return None
     try:
         uidvalidity, nextuid = int(head[1]), int(head[2])
@@ -80,18 +93,27 @@ def parse(data: bytes) -> UidDb | None:
     if uidvalidity <= 0 or nextuid <= 0:
         return None
     db = UidDb(uidvalidity, nextuid)
-    seen_uids: set[int] = set()
-    for line in lines[1:-1]:  # lines[-1] is "" or an unterminated (partial) line
-        uid_s, sep, base = line.partition(" ")
-        if not sep or not base or not uid_s.isdigit() or "/" in base:
-            continue
-        uid = int(uid_s)
-        if uid <= 0 or uid in seen_uids or base in db.uids:
-            continue
-        seen_uids.add(uid)
-        db.uids[base] = uid
-        if uid >= db.nextuid:
-            db.nextuid = uid + 1
+    # the text after the last newline is "" or an unterminated (partial) line
+    pairs = _ENTRY.findall(text, first + 1, text.rfind("\n"))
+    if not pairs:
+        return db
+    uid_strs, bases = zip(*pairs, strict=True)
+    uids = list(map(int, uid_strs))
+    n = len(uids)
+    if min(uids) > 0 and len(set(uids)) == n and len(set(bases)) == n:
+        db.uids = dict(zip(bases, uids, strict=True))  # the usual file: lines as they are
+    else:
+        seen_uids: set[int] = set()
+        for base, uid in zip(bases, uids, strict=True):
+            if uid <= 0 or uid in seen_uids or base in db.uids:
+                continue  # a UID or a name listed twice: the first one stays
+            seen_uids.add(uid)
+            db.uids[base] = uid
+    top = max(db.uids.values(), default=0)
+    if top >= db.nextuid:
+        db.nextuid = top + 1
+    if not _in_order(list(db.uids.values())):
+        db.uids = dict(sorted(db.uids.items(), key=itemgetter(1)))
     return db
 
 
@@ -144,13 +166,20 @@ def update(db: UidDb | None, present: Iterable[str], *,
     changed = db is None
     if db is None:
         db = new_db(now)
-    present_set = set(present)
-    for base in [b for b in db.uids if b not in present_set]:
-        del db.uids[base]
+    present_set = present if isinstance(present, (set, frozenset, KeysView)) else set(present)
+    uids = db.uids
+    gone = uids.keys() - present_set
+    if gone:
+        for base in gone:
+            del uids[base]
         changed = True
-    for base in sorted(b for b in present_set if b not in db.uids):
-        db.uids[base] = db.nextuid
-        db.nextuid += 1
+    added = present_set - uids.keys()
+    if added:
+        nextuid = db.nextuid
+        for base in sorted(added):
+            uids[base] = nextuid
+            nextuid += 1
+        db.nextuid = nextuid
         changed = True
     return db, changed
 

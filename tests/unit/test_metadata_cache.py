@@ -78,7 +78,7 @@ def test_saved_cache_serves_without_parsing(folder) -> None:
     first = MetadataCache(md)
     want = entries(first, paths)
     first.save()
-    assert (md / CACHE_NAME).read_bytes().startswith(b"courierpy-cache 1\n")
+    assert (md / CACHE_NAME).read_bytes().startswith(b"courierpy-cache 2\n")
     second = MetadataCache(md)
     assert entries(second, paths) == want
     assert second.parsed == 0 and second.loaded == 2
@@ -132,7 +132,7 @@ def _corruptions(data: bytes) -> list[bytes]:
     # a line whose CRC is right but whose JSON has the wrong shape
     import zlib
 
-    rest = b"1.M1P1.h\t1\t2\t3\tE\tB\tD\t[1,2]\t[]"
+    rest = b"1.M1P1.h\t7\t1\t2\t3\tE\tB\tD\t[1,2]\t[]"
     bad_shape = lines[0] + b"\n" + b"%08x\t%s\n" % (zlib.crc32(rest), rest)
     return [
         b"",
@@ -192,7 +192,7 @@ def test_entry_with_bad_search_data_is_reparsed(folder) -> None:
     for i, line in enumerate(lines):
         if b"\t1.M1P1.h\t" in line:
             fields = line.split(b"\t")[1:]
-            fields[7] = b'[{"from":[1]},[]]'  # a number where text belongs
+            fields[8] = b'[{"from":[1]},[]]'  # a number where text belongs
             rest = b"\t".join(fields)
             lines[i] = b"%08x\t%s" % (zlib.crc32(rest), rest)
     (md / CACHE_NAME).write_bytes(b"\n".join(lines))
@@ -309,19 +309,21 @@ def test_decoded_entries_are_bounded(folder) -> None:
     small.close()
 
 
-def test_cache_file_replaced_in_place_is_not_trusted(folder) -> None:
+def test_cache_file_edited_in_place_is_not_trusted(folder) -> None:
     md, paths = folder
     c = MetadataCache(md)
     want = entries(c, paths)
     c.save()
     reader = MetadataCache(md)
-    reader.get(paths["1.M1P1.h"], "1.M1P1.h")  # indexes the file, keeps it open
+    reader.get(paths["1.M1P1.h"], "1.M1P1.h")  # reads the whole file
     data = bytearray((md / CACHE_NAME).read_bytes())
     data[-20] ^= 0x01  # someone edits the file in place (not our writers)
     with open(md / CACHE_NAME, "r+b") as f:
         f.write(data)
-    assert entries(reader, paths) == want
-    assert reader.parsed >= 1
+    assert entries(reader, paths) == want  # the copy it read
+    again = MetadataCache(md)
+    assert entries(again, paths) == want
+    assert again.parsed >= 1
 
 
 def test_address_text_keeps_source_routes() -> None:
@@ -351,3 +353,97 @@ def test_corpus_wire_forms_pass_the_check() -> None:
         w = message_wire(data)
         for item in (w.envelope, w.bodystructure, w.body):
             assert _unfield(_field(item)) == item
+
+
+# -- the validation rule: inode from the folder listing, else stat ---------------------
+
+def _sized_folder(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    """Messages named as delivered, with ``,S=`` (the rule needs it)."""
+    return make_folder(tmp_path, {f"1.M1P1.h,S={len(MSG1)}": MSG1,
+                                  f"2.M2P1.h,S={len(MSG2)}": MSG2})
+
+
+def _session_cache(md: Path) -> tuple[MetadataCache, dict[str, Path]]:
+    """A cache as a new IMAP session has it: the scan's inode numbers given."""
+    from courierpy.maildir.store import Maildir
+
+    lst = Maildir(md).listing()
+    return (MetadataCache(md, inodes=lst.inodes),
+            {b: md / "cur" / n for b, n in lst.names.items()})
+
+
+def test_entry_trusted_by_the_listed_inode_without_stat(tmp_path) -> None:
+    md, _ = _sized_folder(tmp_path)
+    first, paths = _session_cache(md)
+    want = entries(first, paths)
+    first.save()
+    again, paths = _session_cache(md)
+    assert entries(again, paths) == want
+    assert (again.parsed, again.statted, again.loaded) == (0, 0, 2)
+
+
+def test_file_replaced_under_the_same_name_is_reparsed(tmp_path) -> None:
+    md, _ = _sized_folder(tmp_path)
+    first, paths = _session_cache(md)
+    entries(first, paths)
+    first.save()
+    base = f"1.M1P1.h,S={len(MSG1)}"
+    other = MSG1.replace(b"Subject: =?iso-8859-1?Q?caf=E9?=", b"Subject: replaced, longer")
+    tmp = md / "tmp" / "x"
+    tmp.write_bytes(other)
+    os.utime(tmp, (1700000000, 1700000000))  # even the same mtime
+    os.rename(tmp, paths[base])  # a new file (new inode) under the same name
+    again, paths = _session_cache(md)
+    meta = again.get(paths[base], base)
+    assert meta.headers["subject"] == ("replaced, longer",)
+    assert (meta.envelope, meta.rfc822_size) == (message_wire(other).envelope,
+                                                message_wire(other).rfc822_size)
+    assert meta.size == len(other) != len(MSG1)
+    assert again.parsed == 1
+
+
+def test_file_rewritten_in_place_is_reparsed_before_its_bytes_are_read(tmp_path) -> None:
+    md, _ = _sized_folder(tmp_path)
+    first, paths = _session_cache(md)
+    entries(first, paths)
+    first.save()
+    base = f"1.M1P1.h,S={len(MSG1)}"
+    other = MSG1.replace(b"hello", b"hello, and a longer body")
+    paths[base].write_bytes(other)  # same inode: not what Maildir writers do
+    again, paths = _session_cache(md)
+    tree = again.tree(paths[base], base, verify=True)  # as BODY[section] asks
+    assert tree.to_json(envelopes=False) == message_wire(other).tree.to_json(envelopes=False)
+    assert again.parsed == 1
+    third, paths = _session_cache(md)
+    assert not third.check_size(base, len(other))  # as TEXT SEARCH checks the bytes read
+    assert third.get(paths[base], base).size == len(other)
+
+
+def test_copied_folder_is_checked_by_stat_once_then_trusted(tmp_path) -> None:
+    import shutil
+
+    md, _ = _sized_folder(tmp_path)
+    first, paths = _session_cache(md)
+    want = entries(first, paths)
+    first.save()
+    copy = tmp_path / "copy"
+    shutil.copytree(md, copy)  # new inodes, same sizes and mtimes
+    second, paths = _session_cache(copy)
+    assert entries(second, paths) == want
+    assert (second.parsed, second.statted) == (0, 2)
+    second.save()  # the new inode numbers recorded
+    third, paths = _session_cache(copy)
+    assert entries(third, paths) == want
+    assert (third.parsed, third.statted) == (0, 0)
+
+
+@pytest.mark.parametrize("name", ["1.M1P1.h", "1.M1P1.h,S=999"])
+def test_name_without_the_true_size_is_always_checked_by_stat(tmp_path, name) -> None:
+    md, _ = make_folder(tmp_path, {name: MSG1})
+    first, paths = _session_cache(md)
+    want = entries(first, paths)
+    first.save()
+    for _ in range(2):
+        again, paths = _session_cache(md)
+        assert entries(again, paths) == want
+        assert (again.parsed, again.statted) == (0, 1)
