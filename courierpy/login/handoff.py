@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from courierpy.proc import become_account
 
-__all__ = ["TlsState", "hand_over", "relay"]
+__all__ = ["TlsState", "hand_over", "relay", "set_environ"]
 
 _BUF = 65536
 
@@ -98,6 +98,20 @@ def _forward(pid: int, sig: int) -> None:
         pass
 
 
+def set_environ(env: Mapping[str, str]) -> None:
+    """Make ``os.environ`` exactly *env*, as an exec with *env* would.
+
+    Only the differences are applied: clearing and refilling it costs a
+    ``putenv`` per variable (a millisecond for Courier's ~120 keys).
+    """
+    current = os.environ
+    for key in [k for k in current if k not in env]:
+        del current[key]
+    for key, value in env.items():
+        if current.get(key) != value:
+            current[key] = value
+
+
 #: our own session programs, run in this process instead of a new interpreter
 _OWN = {"imapd": "courierpy.cli.imapd", "pop3d": "courierpy.cli.pop3d",
         "courierpop3d": "courierpy.cli.pop3d"}
@@ -129,8 +143,7 @@ def _exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
     import importlib
     import sys
 
-    os.environ.clear()
-    os.environ.update(env)
+    set_environ(env)
     sys.argv = list(argv)
     mod = importlib.import_module(module)
     plain = getattr(mod, "run_argv", None)  # no click for the usual ``PROGRAM MAILDIR``
