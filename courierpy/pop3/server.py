@@ -54,6 +54,8 @@ __all__ = ["load_config", "serve", "settings_from", "tls_context"]
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ENV = "COURIERPY_POP3_TIMEOUT"
 FAIL_DELAY_ENV = "COURIERPY_LOGIN_FAIL_DELAY"
+#: Replies are sent once this much is ready (or the input read is answered).
+_FLUSH = 256 * 1024
 _KEYS = ("POP3AUTH", "POP3AUTH_TLS", "POP3_STARTTLS", "POP3_TLS", "POP3_TLS_REQUIRED",
          "TLS_CERTFILE", "TLS_PROTOCOL", "TLS_CIPHER_LIST", "MAILDIRPATH", "AUTHSERVICE",
          "MIME_UNICODE_MESSAGE_TYPE")
@@ -294,13 +296,18 @@ def _loop(session: Pop3Session, transport: _Transport, config: Mapping[str, str]
         if not data:
             return True
         pending: list[bytes] = []
-        for action in session.feed(data):
+        size = 0
+        for action in (a for step in session.steps(data) for a in step):
             if isinstance(action, bytes):
                 pending.append(action)
+                size += len(action)
+                if size >= _FLUSH:  # pipelined RETRs: send while answering the next
+                    transport.write(b"".join(pending))
+                    pending, size = [], 0
                 continue
             if pending:
                 transport.write(b"".join(pending))
-                pending = []
+                pending, size = [], 0
             if isinstance(action, Sleep):
                 time.sleep(action.seconds)
             elif isinstance(action, Log):

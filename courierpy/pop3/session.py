@@ -28,13 +28,13 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from courierpy.authclient import AuthFailed, AuthTempFail
 from courierpy.authproto import AuthInfo, options_dict
 from courierpy.errors import CourierError
-from courierpy.pop3.mailbox import MailboxError, Pop3Mailbox, Pop3Message
+from courierpy.pop3.mailbox import MailboxError, Pop3Mailbox
 
 __all__ = [
     "Action",
@@ -267,24 +267,30 @@ class Pop3Session:
 
     def feed(self, data: bytes) -> list[Action]:
         """Process every complete line in *data* (plus earlier leftovers)."""
+        return [action for step in self.steps(data) for action in step]
+
+    def steps(self, data: bytes) -> Iterator[list[Action]]:
+        """:meth:`feed`, one command at a time: each item holds one command's actions.
+
+        The I/O loop can send what is ready while later pipelined commands are
+        still to be answered. Consume it to the end before feeding again.
+        """
         self.rcvd += len(data)
         self._data += data
-        actions: list[Action] = []
         while self.state is not State.CLOSED:
             raw = self._next_line()
             if raw is None:
                 break
             if raw is _TOO_LONG:
-                actions += self._out(INVALID)
+                yield self._out(INVALID)
                 continue
             line = raw.rstrip(b"\n").rstrip(b"\r")
             step = self._line(line)
-            actions += step
+            yield step
             if any(isinstance(a, StartTLS) for a in step):
                 # RFC 2595: nothing sent before the handshake may be acted on
                 self._data.clear()
                 break
-        return actions
 
     def _next_line(self) -> bytes | None:
         """The next complete line, _TOO_LONG for an over-long one (answered once), or None."""
@@ -489,60 +495,70 @@ class Pop3Session:
     # -- TRANSACTION -------------------------------------------------------------
 
     @property
-    def _msgs(self) -> list[Pop3Message]:
+    def _box(self) -> Pop3Mailbox:
         assert self.mailbox is not None
-        return self.mailbox.messages
+        return self.mailbox
 
     def _number(self, args: list[str]) -> int | None:
         """The 0-based index named by args[0], or None if out of range or deleted."""
         if not args:
             return None
         n = _atoi(args[0])
-        if n < 1 or n > len(self._msgs) or (n - 1) in self.deleted:
+        if n < 1 or n > len(self._box) or (n - 1) in self.deleted:
             return None
         return n - 1
 
+    def _live(self) -> range | list[int]:
+        """The 0-based numbers of the messages not marked deleted."""
+        everything = range(len(self._box))
+        if not self.deleted:
+            return everything
+        return [i for i in everything if i not in self.deleted]
+
     def _stat(self, args: list[str]) -> list[Action]:
-        live = [m for i, m in enumerate(self._msgs) if i not in self.deleted]
-        return self._out(f"+OK {len(live)} {sum(m.size for m in live)}\r\n".encode())
+        sizes = self._box.sizes
+        if self.deleted:
+            live = self._live()
+            count, total = len(live), sum(sizes[i] for i in live)
+        else:
+            count, total = len(sizes), sum(sizes)
+        return self._out(f"+OK {count} {total}\r\n".encode())
 
     def _list(self, args: list[str]) -> list[Action]:
+        box = self._box
         if args:
             i = self._number(args)
             if i is None:
                 return self._out(BAD_NUMBER)
-            return self._out(f"+OK {i + 1} {self._msgs[i].size}\r\n".encode())
-        out = ["+OK POP3 clients that break here, they violate STD53.\r\n"]
-        out += [f"{i + 1} {m.size}\r\n" for i, m in enumerate(self._msgs)
-                if i not in self.deleted]
-        out.append(".\r\n")
-        return self._out("".join(out).encode())
+            return self._out(f"+OK {i + 1} {box.sizes[i]}\r\n".encode())
+        live = self._live()
+        sizes = box.sizes if not self.deleted else [box.sizes[i] for i in live]
+        lines = map("{} {}\r\n".format, [i + 1 for i in live], sizes)
+        return self._out(b"".join((
+            b"+OK POP3 clients that break here, they violate STD53.\r\n",
+            "".join(lines).encode(), b".\r\n")))
 
     def _uidl(self, args: list[str]) -> list[Action]:
+        box = self._box
         if args:
             i = self._number(args)
             if i is None:
                 return self._out(BAD_NUMBER)
-            return self._out(f"+OK {i + 1} {self._msgs[i].uidl}\r\n".encode())
-        out = ["+OK\r\n"]
-        out += [f"{i + 1} {m.uidl}\r\n" for i, m in enumerate(self._msgs)
-                if i not in self.deleted]
-        out.append(".\r\n")
-        return self._out("".join(out).encode())
+            return self._out(f"+OK {i + 1} {box.uidl(i)}\r\n".encode())
+        return self._out(b"".join((b"+OK\r\n", box.uidl_lines(self._live()), b".\r\n")))
 
     def _read(self, i: int) -> tuple[bytes, int] | None:
         """The message as this client gets it, and the size to announce."""
-        assert self.mailbox is not None
-        msg = self._msgs[i]
+        box = self._box
         try:
-            data = self.mailbox.read(msg)
+            data = box.read(i)
         except (MailboxError, OSError):
             return None
-        if msg.utf8 and not self.utf8 and self.settings.unicode_wrap:
+        if box.utf8[i] and not self.utf8 and self.settings.unicode_wrap:
             boundary = f"=_{os.getpid()}-{int(time.time())}"
             data, extra = unicode_wrapper(data, self.settings.unicode_wrap, boundary)
-            return data, msg.size + extra
-        return data, msg.size
+            return data, box.sizes[i] + extra
+        return data, box.sizes[i]
 
     def _retr(self, args: list[str]) -> list[Action]:
         i = self._number(args)
@@ -552,11 +568,10 @@ class Pop3Session:
         if got is None:
             return self._out(GONE)
         data, size = got
-        assert self.mailbox is not None
-        self.mailbox.mark_seen(self._msgs[i])
+        self._box.mark_seen(i)
         body = encode_message(data)
         self.retr_bytes += len(data)
-        return self._out(f"+OK {size} octets follow.\r\n".encode() + body + b".\r\n")
+        return self._out(b"".join((b"+OK %d octets follow.\r\n" % size, body, b".\r\n")))
 
     def _top(self, args: list[str]) -> list[Action]:
         if len(args) < 2:
@@ -592,7 +607,7 @@ class Pop3Session:
     def _quit(self, args: list[str]) -> list[Action]:
         self.state = State.UPDATE
         assert self.mailbox is not None
-        removed = self.mailbox.commit(self._msgs[i] for i in sorted(self.deleted))
+        removed = self.mailbox.commit(sorted(self.deleted))
         self.deleted.clear()
         self.state = State.CLOSED
         logs: list[Action] = [Log("DELETED", self.user, filename="cur/" + name)

@@ -176,9 +176,11 @@ def test_two_sessions_one_mailbox(inst: Instance) -> None:
         b = socket.create_connection(("127.0.0.1", port), timeout=10)
         for s in (a, b):
             s.sendall(b"USER erin\r\nPASS erinpw\r\nSTAT\r\n")
-        time.sleep(0.5)
-        ra, rb = a.recv(4096), b.recv(4096)
-        assert ra.endswith(b"+OK 2 70\r\n") and rb.endswith(b"+OK 2 70\r\n")
+        for s in (a, b):  # both logged in, each with its snapshot
+            got = b""
+            while not got.endswith(b"\r\n+OK 2 70\r\n") and (chunk := s.recv(4096)):
+                got += chunk
+            assert got.endswith(b"+OK logged in.\r\n+OK 2 70\r\n")
         a.sendall(b"DELE 1\r\nQUIT\r\n")
         assert a.recv(4096).endswith(b"Bye-bye.\r\n")
         time.sleep(0.3)

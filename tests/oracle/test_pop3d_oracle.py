@@ -220,6 +220,91 @@ def test_old_sizelist_formats_identical(homes: tuple[Path, Path]) -> None:
     assert state(homes[1]) == state(homes[0])
 
 
+def _edit_none(text: bytes) -> bytes:
+    return text
+
+
+def _edit_line(text: bytes, index: int, old: bytes, new: bytes) -> bytes:
+    lines = text.split(b"\n")
+    lines[index] = lines[index].replace(old, new, 1)
+    return b"\n".join(lines)
+
+
+# Lists in the usual shape (taken in bulk by ours) and just outside it (parsed line by line).
+SIZELIST_EDITS = {
+    "as-written": _edit_none,
+    "leading-zero-uid": lambda t: _edit_line(t, 2, b" 2:", b" 002:"),
+    "plus-size": lambda t: re.sub(rb" (\d+) 3:", rb" +\1 3:", t),
+    "double-space": lambda t: _edit_line(t, 1, b" ", b"  "),
+    "tab": lambda t: _edit_line(t, 3, b" ", b"\t"),
+    "no-info": lambda t: _edit_line(t, 4, b":2,", b""),
+    "two-colons": lambda t: _edit_line(t, 4, b":2,", b":x:2,"),
+    "empty-info-and-extra-field": lambda t: _edit_line(_edit_line(t, 1, b":2,", b":"), 2, b":0",
+                                                        b":0:7"),
+    "utf8-flag-2": lambda t: _edit_line(t, 1, b":0\n", b":2\n").replace(
+        t.split(b"\n")[1].rsplit(b":", 1)[0] + b":0", t.split(b"\n")[1].rsplit(b":", 1)[0] + b":2"),
+    "duplicate-line": lambda t: t + t.split(b"\n")[2].replace(b" 2:", b" 99:") + b"\n",
+    "no-final-newline": lambda t: t.rstrip(b"\n"),
+    "crlf": lambda t: t.replace(b"\n", b"\r\n"),
+    "empty": lambda t: t.split(b"\n")[0] + b"\n",
+    "one-missing": lambda t: b"\n".join(t.split(b"\n")[:3] + t.split(b"\n")[4:]),
+    "one-unknown": lambda t: _edit_line(t, 5, b".M", b".X"),
+    # with the file of the fourth message renamed to have no ":2," either:
+    "file-no-info": _edit_none,
+    "file-and-line-no-info": lambda t: _edit_line(t, 4, b":2,", b""),
+}
+
+
+@pytest.mark.parametrize("edit", SIZELIST_EDITS)
+@pytest.mark.parametrize("flag_change", [False, True], ids=["same-flags", "flag-changed"])
+def test_sizelist_shapes_identical(homes: tuple[Path, Path], edit: str,
+                                   flag_change: bool) -> None:
+    """One list (Courier's, edited) in both Maildirs: same numbers, same rewrite or none."""
+    run(COURIER_POP3D, homes[0], b"QUIT\r\n")  # moves new/ to cur/, writes the list
+    shutil.rmtree(homes[1] / "Maildir")
+    shutil.copytree(homes[0] / "Maildir", homes[1] / "Maildir")
+    text = SIZELIST_EDITS[edit]((homes[0] / "Maildir/courierpop3dsizelist").read_bytes())
+    for home in homes:
+        (home / "Maildir/courierpop3dsizelist").write_bytes(text)
+        if edit.startswith("file-"):
+            cur = home / "Maildir/cur"
+            name = sorted(os.listdir(cur))[3]
+            (cur / name).rename(cur / name.split(":")[0])
+        if flag_change:  # RETR elsewhere marked a message seen; the list is not rewritten
+            cur = home / "Maildir/cur"
+            name = sorted(os.listdir(cur))[2]
+            (cur / name).rename(cur / (name + "S"))
+    theirs, ours = both(homes, b"STAT\r\nLIST\r\nUIDL\r\nRETR 3\r\nQUIT\r\n")
+    assert ours == theirs
+    assert state(homes[1]) == state(homes[0])
+
+
+def test_first_login_on_many_messages_identical(tmp_path: Path) -> None:
+    """Enough new/ messages for ours to move them in a thread while reading cur/; names
+    with leading integers of different lengths, leading zeros and none."""
+    require(COURIER_POP3D)
+    homes = (tmp_path / "courier", tmp_path / "ours")
+    for home in homes:
+        md = home / "Maildir"
+        for sub in ("tmp", "new", "cur"):
+            (md / sub).mkdir(parents=True)
+        for i in range(150):
+            body = b"Subject: m%d%s\n\n%s" % (i, b" \xc3\xa9" if i % 9 == 0 else b"",
+                                               b"line\n" * (i % 13))
+            stem = [f"{1700000000 + i * 7919 % 150}", f"{i:05d}", f"x{i}", f"{i}"][i % 4]
+            name = f"{stem}.M{i}P1.host"
+            if i % 3:
+                (md / "new" / name).write_bytes(body)
+            else:
+                (md / "cur" / (name + ":2,S")).write_bytes(body)
+    script = b"STAT\r\nLIST\r\nUIDL\r\nRETR 7\r\nDELE 9\r\nQUIT\r\n"
+    theirs, ours = both(homes, script)
+    assert ours == theirs
+    assert state(homes[1]) == state(homes[0])
+    theirs, ours = both(homes, b"UIDL\r\nQUIT\r\n")  # and the list each wrote
+    assert ours == theirs
+
+
 # -- the AUTHORIZATION state: Courier's courierpop3login against our pop3d ------------------
 #
 # Both sit behind the REAL couriertcpd and authenticate through our authdaemond:
