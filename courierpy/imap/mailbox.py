@@ -35,6 +35,14 @@ _NO_KEYWORDS: frozenset[str] = frozenset()
 _FLAGS_TAIL = ("\\Draft", "\\Answered", "\\Flagged", "\\Deleted", "\\Seen")
 
 
+class _Letters(dict):
+    """info part of a file name (``:2,FS``) → its flag letters, computed once."""
+
+    def __missing__(self, info: str) -> str:
+        letters = self[info] = flags_of(info)
+        return letters
+
+
 @dataclass(slots=True)
 class Entry:
     """One message as this session knows it (treated as immutable: changes
@@ -92,7 +100,9 @@ class SelectedMailbox:
     # -- reading the folder -------------------------------------------------------
 
     def _read(self) -> list[Entry]:
-        lst = self.store.listing()
+        # inode numbers serve only to trust entries of a cache file
+        lst = self.store.listing(inodes=self.cache is not None and (
+            self.cache.loaded_or_exists()))
         self.uidvalidity = lst.uidvalidity
         self.uidnext = lst.uidnext
         self.inodes = lst.inodes
@@ -105,23 +115,16 @@ class SelectedMailbox:
         recent = self.recent
         recent |= lst.recent
         names = lst.names
-        letters_of: dict[str, str] = {}  # info part → flag letters, once per distinct one
-        out = []
-        append = out.append
+        letters = _Letters()  # info part → flag letters, once per distinct one
         no_kws = _NO_KEYWORDS
-        for base, uid in lst.uids.items():
-            fn = names[base]
-            info = fn[len(base):]
-            letters = letters_of.get(info)
-            if letters is None:
-                letters = letters_of[info] = flags_of(fn)
-            append(Entry(uid, base, fn, letters, kws.get(base, no_kws), base in recent))
+        out = [Entry(uid, base, fn, letters[fn[len(base):]], kws.get(base, no_kws),
+                     base in recent)
+               for base, uid in lst.uids.items() for fn in (names[base],)]
         return out
 
     def _keywords_in_use(self, entries: list[Entry]) -> tuple[str, ...]:
         words: set[str] = set()
-        for e in entries:
-            words.update(e.keywords)
+        words.update(*[e.keywords for e in entries if e.keywords])
         return tuple(kwmod.hash_order(words))
 
     def send_flags(self, session) -> None:
@@ -224,9 +227,15 @@ class SelectedMailbox:
         return self._cur / entry.filename
 
     def internaldate(self, entry: Entry) -> float:
-        """The message's mtime, kept per UID (renames for flags keep it)."""
+        """The message's mtime, kept per UID (renames for flags keep it): as the
+        trusted cache entry recorded it, else from ``stat``."""
         when = self._dates.get(entry.uid)
         if when is not None:
+            return when
+        meta = self.cache.known(entry.basename) if self.cache is not None else None
+        if meta is not None:  # the mtime the trusted cache entry recorded
+            sec, nsec = divmod(meta.mtime_ns, 1_000_000_000)
+            when = self._dates[entry.uid] = sec + nsec * 1e-9  # as os.stat_result.st_mtime
             return when
         try:
             when = self._dates[entry.uid] = os.stat(

@@ -35,22 +35,21 @@ anyway); whatever reads the file itself (``BODY[...]``, TEXT SEARCH) checks
 the entry against the file's actual size first and reparses on a mismatch.
 Once trusted, an entry is not checked again in the session.
 
-File ``<folder>/courierpy.cache``, one line per message::
+File ``<folder>/courierpy.cache``, one line per message after the first::
 
-    courierpy-cache 2\\n                                    (first line)
-    <crc32>\\t<basename>\\t<inode>\\t<size>\\t<mtime_ns>\\t<RFC822.SIZE>\\t
+    courierpy-cache 3 <crc32>\\n
+    <basename>\\t<inode>\\t<size>\\t<mtime_ns>\\t<RFC822.SIZE>\\t
         <ENVELOPE>\\t<BODYSTRUCTURE>\\t<BODY>\\t<search JSON>\\t<tree JSON>\\n
 
-The CRC (hex) covers everything after the first tab.  The three wire
+The CRC (hex) covers everything after the first line.  The three wire
 strings are stored as sent (base64 after a ``\\x01`` in the rare case one
 holds a tab or line break); the search JSON is ``[{field: [values]},
 [dates]]``; the tree JSON is :meth:`courierpy.mime.tree.Part.to_json` and is
-decoded only when a section is fetched.  Loading the file is one read and
-one split into lines (its basenames found by one regular expression); an
-entry's CRC is checked and its record decoded only when its message is asked
-for.  A wrong first line (another version included), a malformed line, a bad
-CRC or JSON that does not have the expected shape discards the whole file
-(logged); it is then rebuilt.
+decoded only when a section is fetched.  Loading the file is one read, one
+CRC and one split into lines; an entry's record is decoded only when its
+message is asked for.  A wrong first line (another version included), a bad
+CRC, a malformed line or JSON that does not have the expected shape discards
+the file's entries (logged); they are then rebuilt.
 :meth:`MetadataCache.save` writes a temporary file and renames it over the
 old one, so readers never see half a file; two sessions saving at once
 simply race, the last rename wins (it is only a cache).  Entries of
@@ -93,7 +92,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "courierpy.cache"
-_MAGIC = b"courierpy-cache 2\n"
+_MAGIC = b"courierpy-cache 3 "
 
 #: Header fields kept decoded for SEARCH (lower case).  ``HEADER <other> x``
 #: reads the message's header block instead.
@@ -366,8 +365,8 @@ def locate(path: Path, basename: str) -> Path | None:
 class MetadataCache:
     """The metadata cache of one folder (file ``<folder>/courierpy.cache``).
 
-    The file is read once, when first needed, and split into lines (basename →
-    line); an entry is checked (CRC) and decoded when its message is first
+    The file is read once, when first needed, checked (CRC) and split into
+    lines (basename → line); an entry is decoded when its message is first
     asked for.  At most :attr:`MAX_DECODED` decoded entries are kept (least
     recently used dropped).  Entries parsed in this session are kept as
     records until :meth:`save`.
@@ -423,14 +422,18 @@ class MetadataCache:
         return self._index
 
     def _discard(self, why: str) -> None:
-        """Drop the file's entries; those already checked and decoded stay (each
-        passed its own CRC) and are written back by :meth:`save`."""
+        """Drop the file's entries; those already decoded stay (they came from a
+        file whose CRC was right) and are written back by :meth:`save`."""
         log.warning("metadata cache %s discarded: %s", self.path, why)
         for base, meta in self._decoded.items():
             if base not in self._new:
                 self._new[base] = meta.record()
         self._index = {}
         self._dirty = True
+
+    def loaded_or_exists(self) -> bool:
+        """Whether there are entries to trust: the file was read or exists now."""
+        return bool(self._index) or bool(self._new) or os.path.exists(self.path)
 
     def close(self) -> None:
         """Drop what was read of the cache file (the object stays usable)."""
@@ -449,13 +452,8 @@ class MetadataCache:
                 line = self._load().get(basename)
                 if line is None:
                     return None
-                fields = line.split(b"\t", 2)
-                if len(fields) != 3 or fields[0] != b"%08x" % zlib.crc32(
-                        memoryview(line)[9:]) or len(fields[0]) != 8:
-                    self._discard(f"checksum mismatch in the entry for {basename!r}")
-                    return None
-                rec = fields[2]
-                meta = MessageMeta.from_fields(rec.split(b"\t"), rec)
+                fields = line.split(b"\t")
+                meta = MessageMeta.from_fields(fields[1:], line)
                 self.loaded += 1
         except CacheCorrupt as e:
             self._discard(f"entry for {basename!r}: {e}")
@@ -602,14 +600,13 @@ class MetadataCache:
             except OSError as e:
                 log.warning("metadata cache %s not saved: %s", self.path, e)
                 return
-        lines = [_MAGIC]
-        for base, line in (self._index or {}).items():
-            if base in present and base not in self._new:
-                lines.append(line)
-                lines.append(b"\n")
-        for base, rec in self._new.items():
-            if base in present:
-                lines.append(_line(base, rec))
+        lines = [line for base, line in (self._index or {}).items()
+                 if base in present and base not in self._new]
+        lines.extend(base.encode("utf-8", "surrogateescape") + b"\t" + rec
+                     for base, rec in self._new.items() if base in present)
+        lines.append(b"")
+        body = b"\n".join(lines)
+        lines = [_MAGIC, b"%08x\n" % zlib.crc32(body), body]
         tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{secrets.token_hex(6)}"
         try:
             # O_EXCL|O_NOFOLLOW: never write through a name someone planted
@@ -680,23 +677,20 @@ def _check_wire(data: bytes) -> bytes:
             raise CacheCorrupt("literal longer than its wire field")
 
 
-def _line(base: str, body: bytes) -> bytes:
-    rest = base.encode("utf-8", "surrogateescape") + b"\t" + body
-    return b"%08x\t%s\n" % (zlib.crc32(rest), rest)
-
-
 def _index(data: bytes) -> dict[str, bytes]:
-    """basename → line, for every line of a cache file (each line's CRC, and
-    that the basename stands where it is looked for, are checked when its
-    entry is first used)."""
+    """basename → line, for every line of a cache file, the file's CRC checked."""
     if not data.startswith(_MAGIC):
         raise CacheCorrupt("not a courierpy cache (or another version)")
+    head_end = data.find(b"\n")
+    crc = data[len(_MAGIC) : head_end]
+    if len(crc) != 8 or crc != b"%08x" % zlib.crc32(memoryview(data)[head_end + 1 :]):
+        raise CacheCorrupt("checksum mismatch (damaged or truncated)")
     if not data.endswith(b"\n"):
         raise CacheCorrupt("truncated")
     lines = data.split(b"\n")
     del lines[0], lines[-1]  # the first line, and "" after the last newline
     try:
-        bases = [line[9 : line.index(b"\t", 9)] for line in lines]
+        bases = [line[: line.index(b"\t")] for line in lines]
     except ValueError:
         raise CacheCorrupt("malformed line") from None
     keys = b"\n".join(bases).decode("utf-8", "surrogateescape").split("\n")

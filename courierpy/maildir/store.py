@@ -80,24 +80,31 @@ def _list_dir(path: Path) -> list[str]:
 
 def _list_messages(path: str, found: dict[str, str], inodes: dict[str, int] | None,
                    prefix: str = "") -> None:
-    """Add ``basename → prefix + name`` (first name seen wins) and ``basename → inode``
-    for the messages of directory *path* (one ``scandir``, no ``stat``)."""
+    """Add ``basename → prefix + name`` and ``basename → inode`` for the messages
+    of directory *path* (one ``scandir``, no ``stat``); a basename already in
+    *found* keeps its name, and of two names with one basename the first
+    listed wins."""
+    ents: list[os.DirEntry[str]] = []
     try:
-        it = os.scandir(path)
+        if inodes is None:  # os.listdir: half the cost of scandir's DirEntry objects
+            listed = [n for n in os.listdir(path) if n[0] != "."]
+        else:
+            with os.scandir(path) as it:
+                ents = [e for e in it if e.name[0] != "."]
+            listed = [e.name for e in ents]
     except FileNotFoundError:
         return
-    with it:
-        for e in it:
-            name = e.name
-            if name[0] == ".":
-                continue
-            cut = name.rfind(":")
-            base = name if cut < 0 else name[:cut]
-            if base in found:
-                continue
-            found[base] = prefix + name
-            if inodes is not None:
-                inodes[base] = e.inode()
+    bases = [n[:cut] if (cut := n.rfind(":")) >= 0 else n for n in listed]
+    if prefix:
+        listed = [prefix + n for n in listed]
+    # reversed: where two names share a basename, the first listed is kept
+    new = dict(zip(reversed(bases), reversed(listed), strict=True))
+    if found:
+        new = {b: n for b, n in new.items() if b not in found}
+    found.update(new)
+    if inodes is not None:
+        inos = dict(zip(reversed(bases), reversed([e.inode() for e in ents]), strict=True))
+        inodes.update(inos if len(new) == len(inos) else {b: inos[b] for b in new})
 
 
 @dataclass(slots=True)
@@ -146,27 +153,29 @@ class Maildir:
         return recent
 
     def _list_cur(self, inodes: dict[str, int] | None = None) -> dict[str, str]:
+        """basename → name in cur/ (and → inode number into *inodes* if given)."""
         found: dict[str, str] = {}
         _list_messages(os.fspath(self.path / "cur"), found, inodes)
         return found
 
-    def listing(self, *, move_new: bool = True) -> Listing:
+    def listing(self, *, move_new: bool = True, inodes: bool = True) -> Listing:
         """List the folder, move new/ to cur/, assign UIDs (Courier's rules, under
-        its lock); return the raw :class:`Listing`."""
+        its lock); return the raw :class:`Listing` (with the inode numbers only
+        if *inodes*)."""
         create.clean_tmp(self.path)
-        inodes: dict[str, int] = {}
+        ino_map: dict[str, int] | None = {} if inodes else None
         with uiddb.folder_lock(self.path, timeout=self.lock_timeout):
             recent = self._move_new() if move_new else set()
-            found = self._list_cur(inodes)
+            found = self._list_cur(ino_map)
             if not move_new:
-                _list_messages(os.fspath(self.path / "new"), found, inodes, "../new/")
+                _list_messages(os.fspath(self.path / "new"), found, ino_map, "../new/")
             db = uiddb.read(self.path)
             if db is not None:
                 missing = [b for b in db.uids.keys() - found.keys()]
                 for _ in range(2):  # re-list: a concurrent rename can hide a file
                     if not missing:
                         break
-                    again = self._list_cur(inodes)
+                    again = self._list_cur(ino_map)
                     for b in missing:
                         if b in again:
                             found[b] = again[b]
@@ -176,7 +185,8 @@ class Maildir:
                 self._counter += 1
                 uiddb.write(self.path, db, counter=self._counter)
         self._names = found
-        return Listing(db.uidvalidity, db.nextuid, db.uids, found, inodes, recent)
+        return Listing(db.uidvalidity, db.nextuid, db.uids, found,
+                       ino_map if ino_map is not None else {}, recent)
 
     def scan(self, *, move_new: bool = True) -> FolderState:
         """List the folder, move new/ to cur/, assign UIDs; return the state."""

@@ -96,6 +96,34 @@ def test_internaldate_in_local_time(monkeypatch) -> None:
         time.tzset()
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata",
+                                  "Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns",
+                                  "Europe/Amsterdam", "America/Sao_Paulo", "Pacific/Apia"])
+def test_internaldate_as_localtime_gives_it(monkeypatch, zone) -> None:
+    """The memoized rendering agrees with time.localtime() second by second
+    around DST changes, odd offsets (+0545, half-hour DST, LMT seconds), the
+    1930s and the epoch."""
+    from courierpy.imap.fetch import _internaldate
+
+    if not Path("/usr/share/zoneinfo", zone).exists():
+        pytest.skip(f"no zoneinfo for {zone}")
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        times = [0.0, 1.5, -1.0, -86401.25, 1e9 + 0.999, 1704103200.0]
+        for year in (1935, 2011, 2024):
+            start = time.mktime((year, 1, 1, 0, 0, 0, 0, 0, -1))
+            times += [start + h * 1800 + s for h in range(0, 366 * 48, 7) for s in (0, 59.9)]
+            for a, b in zip(times[-200:], times[-199:], strict=False):  # changes: by the second
+                if time.localtime(a).tm_gmtoff != time.localtime(b).tm_gmtoff:
+                    times += [a + s for s in range(0, int(b - a) + 1, 61)]
+        for t in times:
+            assert internaldate(t) == _internaldate(t), (zone, t)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_simple_items_in_request_order(tmp_path) -> None:
     md, p, view = setup(tmp_path)
     cache = MetadataCache(md)

@@ -78,7 +78,7 @@ def test_saved_cache_serves_without_parsing(folder) -> None:
     first = MetadataCache(md)
     want = entries(first, paths)
     first.save()
-    assert (md / CACHE_NAME).read_bytes().startswith(b"courierpy-cache 2\n")
+    assert (md / CACHE_NAME).read_bytes().startswith(b"courierpy-cache 3 ")
     second = MetadataCache(md)
     assert entries(second, paths) == want
     assert second.parsed == 0 and second.loaded == 2
@@ -132,15 +132,15 @@ def _corruptions(data: bytes) -> list[bytes]:
     # a line whose CRC is right but whose JSON has the wrong shape
     import zlib
 
-    rest = b"1.M1P1.h\t7\t1\t2\t3\tE\tB\tD\t[1,2]\t[]"
-    bad_shape = lines[0] + b"\n" + b"%08x\t%s\n" % (zlib.crc32(rest), rest)
+    body = b"1.M1P1.h\t7\t1\t2\t3\tE\tB\tD\t[1,2]\t[]\n"
+    bad_shape = b"courierpy-cache 3 %08x\n" % zlib.crc32(body) + body
     return [
         b"",
         b"garbage\n",
         data[: len(data) // 2],
         data[:-1],
         bytes(flipped),
-        b"courierpy-cache 9\n" + b"\n".join(lines[1:]),
+        lines[0].replace(b" 3 ", b" 9 ") + b"\n" + b"\n".join(lines[1:]),
         data + b"x\tno\n",
         bad_shape,
         b"\x00" * 100,
@@ -159,22 +159,33 @@ def test_corrupt_cache_is_discarded_and_rebuilt(folder, which: int) -> None:
     assert entries(again, paths) == want
     assert again.parsed >= 1
     again.save()
-    assert sorted((md / CACHE_NAME).read_bytes().splitlines()) == sorted(data.splitlines())
+    assert _entry_lines(md) == sorted(data.splitlines()[1:])
+
+
+def _entry_lines(md: Path) -> list[bytes]:
+    return sorted((md / CACHE_NAME).read_bytes().splitlines()[1:])
+
+
+def _edit_entry(md: Path, base: str, edit) -> None:
+    """Change the fields of *base*'s line with *edit*; the file's CRC made right."""
+    import zlib
+
+    lines = (md / CACHE_NAME).read_bytes().split(b"\n")[1:]
+    for i, line in enumerate(lines):
+        if line.startswith(base.encode() + b"\t"):
+            fields = line.split(b"\t")
+            edit(fields)
+            lines[i] = b"\t".join(fields)
+    body = b"\n".join(lines)
+    (md / CACHE_NAME).write_bytes(b"courierpy-cache 3 %08x\n" % zlib.crc32(body) + body)
 
 
 def test_entry_with_undecodable_tree_is_reparsed(folder) -> None:
-    import zlib
-
     md, paths = folder
     good = MetadataCache(md)
     want = entries(good, paths)
     good.save()
-    lines = (md / CACHE_NAME).read_bytes().split(b"\n")
-    for i, line in enumerate(lines):
-        if b"\t1.M1P1.h\t" in line:
-            rest = line.split(b"\t", 1)[1].rsplit(b"\t", 1)[0] + b"\t[1,2,3]"
-            lines[i] = b"%08x\t%s" % (zlib.crc32(rest), rest)
-    (md / CACHE_NAME).write_bytes(b"\n".join(lines))
+    _edit_entry(md, "1.M1P1.h", lambda f: f.__setitem__(9, b"[1,2,3]"))
     again = MetadataCache(md)
     tree = again.tree(paths["1.M1P1.h"], "1.M1P1.h")
     assert tree.to_json(envelopes=False) == want["1.M1P1.h"][6]
@@ -182,20 +193,12 @@ def test_entry_with_undecodable_tree_is_reparsed(folder) -> None:
 
 
 def test_entry_with_bad_search_data_is_reparsed(folder) -> None:
-    import zlib
-
     md, paths = folder
     good = MetadataCache(md)
     want = entries(good, paths)
     good.save()
-    lines = (md / CACHE_NAME).read_bytes().split(b"\n")
-    for i, line in enumerate(lines):
-        if b"\t1.M1P1.h\t" in line:
-            fields = line.split(b"\t")[1:]
-            fields[8] = b'[{"from":[1]},[]]'  # a number where text belongs
-            rest = b"\t".join(fields)
-            lines[i] = b"%08x\t%s" % (zlib.crc32(rest), rest)
-    (md / CACHE_NAME).write_bytes(b"\n".join(lines))
+    # a number where text belongs
+    _edit_entry(md, "1.M1P1.h", lambda f: f.__setitem__(8, b'[{"from":[1]},[]]'))
     again = MetadataCache(md)
     meta = again.search_data(paths["1.M1P1.h"], "1.M1P1.h")
     assert meta.headers == want["1.M1P1.h"][4]
@@ -212,7 +215,7 @@ def test_deleted_cache_is_rebuilt_identical(folder) -> None:
     again = MetadataCache(md)
     entries(again, paths)
     again.save()
-    assert sorted((md / CACHE_NAME).read_bytes().splitlines()) == sorted(data.splitlines())
+    assert _entry_lines(md) == sorted(data.splitlines()[1:])
 
 
 def test_vanished_messages_are_dropped_on_save(folder) -> None:
@@ -226,7 +229,7 @@ def test_vanished_messages_are_dropped_on_save(folder) -> None:
     again.get(md / "cur" / "3.M3P1.h:2,", "3.M3P1.h")
     again.save()
     text = (md / CACHE_NAME).read_bytes()
-    assert b"\t1.M1P1.h\t" in text and b"\t3.M3P1.h\t" in text
+    assert b"\n1.M1P1.h\t" in text and b"\n3.M3P1.h\t" in text
     assert b"2.M2P1.h" not in text
 
 
