@@ -51,10 +51,14 @@ from courierpy.tcpd.server import TcpdServer
 __all__ = ["FastTcpdServer", "main"]
 
 _FAST = {"imaplogin": "courierpy.cli.imaplogin", "courierpop3login": "courierpy.cli.pop3login"}
-#: imported before serving, so that each child finds them loaded
-_PRELOAD = ("courierpy.cli.imaplogin", "courierpy.cli.pop3login", "courierpy.login.imap",
-            "courierpy.login.pop3", "courierpy.cli.imapd", "courierpy.cli.pop3d",
-            "courierpy.imap.commands", "courierpy.imap.mailbox", "courierpy.pop3.mailbox")
+#: imported before serving, so that each child finds them loaded (the other
+#: protocol's modules are left out: each page of this process costs every fork)
+_PRELOAD = {
+    "courierpy.cli.imaplogin": ("courierpy.login.imap", "courierpy.cli.imapd",
+                                "courierpy.imap.commands", "courierpy.imap.mailbox"),
+    "courierpy.cli.pop3login": ("courierpy.login.pop3", "courierpy.cli.pop3d",
+                                "courierpy.pop3.mailbox"),
+}
 #: seconds between two refreshes of the cache in the parent
 REFRESH_INTERVAL = 1.0
 #: the largest environment handed to the spare child (bytes)
@@ -88,7 +92,7 @@ class FastTcpdServer(TcpdServer):
         self._spare: tuple[int, socket.socket] | None = None
         if self._fast is None:
             return
-        for module in _PRELOAD:
+        for module in _PRELOAD[self._fast]:
             try:
                 importlib.import_module(module)
             except ImportError:
