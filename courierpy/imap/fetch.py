@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from courierpy.imap.fetchatts import FetchAtt
-from courierpy.imap.fetchatts import Section as AttSection
 from courierpy.imap.responses import Atom, LiteralStream, Raw, Untagged
 from courierpy.maildir.cache import MetadataCache, locate
-from courierpy.mime.imapwire import Section as WireSection
-from courierpy.mime.imapwire import fetch_section_from_file
+from courierpy.mime.imapwire import Section, fetch_section_from_file
 
 __all__ = [
     "STREAM_THRESHOLD",
@@ -40,7 +38,6 @@ __all__ = [
     "fetch_response",
     "internaldate",
     "render_fetch",
-    "wire_section",
 ]
 
 #: Sections bigger than this are streamed from the file as a LiteralStream.
@@ -114,22 +111,17 @@ def _local_day(day: int) -> bytes:
     return f'"{tm.tm_mday:02d}-{_MONTHS[tm.tm_mon - 1]}-{tm.tm_year:04d} '.encode("ascii")
 
 
-def wire_section(section: AttSection) -> WireSection:
-    """The :mod:`courierpy.mime.imapwire` form of a parsed FETCH section."""
-    return WireSection(section.part, section.text or "", section.fields)
-
-
 _RFC822_SECTIONS = {
-    "RFC822": AttSection(),
-    "RFC822.HEADER": AttSection((), "HEADER"),
-    "RFC822.TEXT": AttSection((), "TEXT"),
+    "RFC822": Section(),
+    "RFC822.HEADER": Section((), "HEADER"),
+    "RFC822.TEXT": Section((), "TEXT"),
 }
 
 
 def _section_value(
     msg: MessageView,
     cache: MetadataCache,
-    section: AttSection,
+    section: Section,
     partial: tuple[int, int | None] | None,
 ) -> bytes | LiteralStream:
     # checked against the file (stat) before reading it by the tree's offsets
@@ -139,7 +131,7 @@ def _section_value(
         from courierpy.maildir.store import MessageGone
 
         raise MessageGone(f"message {msg.basename} was expunged")
-    data = fetch_section_from_file(path, tree, wire_section(section), partial)
+    data = fetch_section_from_file(path, tree, section, partial)
     if data.size > STREAM_THRESHOLD:
         return LiteralStream(data.size, data.chunks)
     payload = data.read()

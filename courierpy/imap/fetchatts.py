@@ -29,10 +29,10 @@ import enum
 from dataclasses import dataclass
 
 from courierpy.imap.errors import BadSyntax
-from courierpy.imap.responses import quoted
 from courierpy.imap.tokens import MAX_NUMBER, Cursor, Tok
+from courierpy.mime.imapwire import Section
 
-__all__ = ["MACROS", "FetchAtt", "FetchNeeds", "Section", "parse_fetch_atts"]
+__all__ = ["MACROS", "FetchAtt", "FetchNeeds", "Section", "parse_fetch_atts", "section_needs"]
 
 
 class FetchNeeds(enum.Flag):
@@ -55,35 +55,12 @@ class FetchNeeds(enum.Flag):
     BODY = enum.auto()
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
-    """``[1.2.HEADER.FIELDS (FROM TO)]``: *part* numbers and a *text* specifier.
-
-    *text* is ``None`` (the whole part), ``"HEADER"``, ``"HEADER.FIELDS"``,
-    ``"HEADER.FIELDS.NOT"``, ``"TEXT"`` or ``"MIME"``; *fields* holds the
-    header names, as the client wrote them, for the HEADER.FIELDS forms.
-    """
-
-    part: tuple[int, ...] = ()
-    text: str | None = None
-    fields: tuple[str, ...] = ()
-
-    def spec_bytes(self, *, label: bool = True) -> bytes:
-        """The section as echoed in the response label (field names quoted, as
-        Courier); with *label* false, a form that always parses back."""
-        out = ".".join(str(p) for p in self.part).encode("ascii")
-        if self.text:
-            out += (b"." if out else b"") + self.text.encode("ascii")
-        if self.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT") and (self.fields or not label):
-            # Courier drops the list when it is empty: BODY[HEADER.FIELDS]
-            out += b" (" + b" ".join(quoted(f.encode("ascii")) for f in self.fields) + b")"
-        return out
-
-    @property
-    def needs(self) -> FetchNeeds:
-        if self.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") and not self.part:
-            return FetchNeeds.HEADER
-        return FetchNeeds.BODY
+def section_needs(section: Section) -> FetchNeeds:
+    """What fetching *section* needs: the header block for the message's own
+    header sections, else the message file."""
+    if section.kind in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") and not section.path:
+        return FetchNeeds.HEADER
+    return FetchNeeds.BODY
 
 
 _SIMPLE = {
@@ -118,7 +95,7 @@ class FetchAtt:
     @property
     def needs(self) -> FetchNeeds:
         if self.section is not None:
-            return self.section.needs
+            return section_needs(self.section)
         return _SIMPLE[self.name]
 
     @property
@@ -134,7 +111,7 @@ class FetchAtt:
         ``BODY[]<0>`` (a partial echoes only its origin)."""
         if self.section is None:
             return self.name.encode("ascii")
-        out = b"BODY[" + self.section.spec_bytes() + b"]"
+        out = b"BODY[" + self.section.wire() + b"]"
         if self.partial is not None:
             out += b"<%d>" % self.partial[0]
         return out
@@ -144,7 +121,7 @@ class FetchAtt:
             return self.name
         out = (
             ("BODY.PEEK[" if self.peek else "BODY[")
-            + self.section.spec_bytes(label=False).decode()
+            + self.section.wire(label=False).decode()
             + "]"
         )
         if self.partial is not None:

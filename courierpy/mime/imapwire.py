@@ -233,22 +233,26 @@ def body(tree: Part) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A parsed section specifier: part path, then one of
-    ``""``, ``HEADER``, ``HEADER.FIELDS``, ``HEADER.FIELDS.NOT``, ``TEXT``, ``MIME``."""
+    """A section specifier, ``[1.2.HEADER.FIELDS (FROM TO)]``: the part numbers
+    *path*, then *kind*: ``""`` (the whole part), ``HEADER``, ``HEADER.FIELDS``,
+    ``HEADER.FIELDS.NOT``, ``TEXT`` or ``MIME``; *fields* holds the header
+    names, as the client wrote them, for the HEADER.FIELDS forms.  One class
+    for the IMAP grammar (:mod:`courierpy.imap.fetchatts`) and for this module."""
 
     path: tuple[int, ...] = ()
     kind: str = ""
     fields: tuple[str, ...] = ()
 
-    def wire(self) -> bytes:
-        """The specifier as echoed in a FETCH response (field names quoted, as Courier)."""
-        parts = [str(n) for n in self.path]
+    def wire(self, *, label: bool = True) -> bytes:
+        """The specifier as echoed in a FETCH response (field names quoted, and an
+        empty field list dropped: ``BODY[HEADER.FIELDS]``, as Courier); with
+        *label* false, a form that always parses back."""
+        out = ".".join([str(n) for n in self.path]).encode("ascii")
         if self.kind:
-            parts.append(self.kind)
-        spec = ".".join(parts).encode("ascii")
-        if self.kind.startswith("HEADER.FIELDS"):
-            spec += b" (" + b" ".join(quote(f) for f in self.fields) + b")"
-        return spec
+            out += (b"." if out else b"") + self.kind.encode("ascii")
+        if self.kind in ("HEADER.FIELDS", "HEADER.FIELDS.NOT") and (self.fields or not label):
+            out += b" (" + b" ".join([quote(f) for f in self.fields]) + b")"
+        return out
 
 
 _KINDS = ("HEADER.FIELDS.NOT", "HEADER.FIELDS", "HEADER", "TEXT", "MIME")

@@ -16,7 +16,6 @@ from courierpy.imap.fetch import (
     fetch_response,
     internaldate,
     render_fetch,
-    wire_section,
 )
 from courierpy.imap.fetchatts import Section
 from courierpy.imap.flags import SYSTEM_FLAGS, imap_flags, keywords_in, letters_for
@@ -155,12 +154,16 @@ def test_sections_and_rfc822_forms(tmp_path) -> None:
     assert render(view, "BODY[]<9999>", cache) == b"* 3 FETCH (BODY[]<9999> {0}\r\n)\r\n"
 
 
-def test_wire_section_bridge() -> None:
-    w = wire_section(Section((1, 2), "HEADER.FIELDS.NOT", ("From",)))
-    assert (w.path, w.kind, w.fields) == ((1, 2), "HEADER.FIELDS.NOT", ("From",))
-    assert wire_section(Section()).kind == ""
-    assert wire_section(Section((3,), "MIME")).wire() == Section((3,), "MIME").spec_bytes()
+def test_one_section_class_for_grammar_and_mime() -> None:
+    from courierpy.mime.imapwire import Section as WireSection
+    from courierpy.mime.imapwire import parse_section
 
+    assert Section is WireSection
+    for spec in ("1.2.HEADER.FIELDS.NOT (From)", "", "3.MIME", "TEXT", "HEADER"):
+        sec = parse_section(spec)
+        assert parse_section(sec.wire(label=False).decode()) == sec
+    assert Section((), "HEADER.FIELDS", ()).wire() == b"HEADER.FIELDS"
+    assert Section((), "HEADER.FIELDS", ()).wire(label=False) == b"HEADER.FIELDS ()"
 
 def test_big_sections_stream_from_the_file(tmp_path) -> None:
     big = b"Subject: big\n\n" + b"line of text\n" * (STREAM_THRESHOLD // 6)
