@@ -86,6 +86,9 @@ def run(config_dir: Path, maildir: str | None) -> NoReturn:
                 session.tls_context = server_context(settings.extra, starttls=True)
             except TLSConfigError as e:  # as the login stage: logged, STARTTLS refused
                 _log(f"ERR: STARTTLS not offered: {e}")
+    # the command handlers (and the Maildir code) loaded before the first command,
+    # as courierpy.login.fasttcpd preloads them: not on the first SELECT's time
+    import courierpy.imap.commands  # noqa: F401
     sys.exit(serve(session))
 
 
