@@ -168,21 +168,23 @@ def stop(service: str, config_dir: Path, caller: Mapping[str, str]) -> int:
     """
     env = service_env(service, config_dir, caller)
     pidfile = _pidfile(service, env)
-    pid = tcpd_server.running_pid(pidfile)
-    if pid is None:
-        return 0
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return 0
-    except PermissionError as e:
-        raise ServiceError(f"cannot stop process {pid}: {e.strerror}") from None
-    deadline = time.monotonic() + tcpd_server.stop_grace(env) + _STOP_MARGIN
-    while _locked(pidfile):
-        if time.monotonic() > deadline:
-            print(f"{service}: process {pid} did not stop", file=sys.stderr)
-            return 1
-        time.sleep(0.02)
+        pid = tcpd_server.running_pid(pidfile)
+        if pid is None:
+            return 0
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return 0
+        deadline = time.monotonic() + tcpd_server.stop_grace(env) + _STOP_MARGIN
+        while _locked(pidfile):
+            if time.monotonic() > deadline:
+                print(f"{service}: process {pid} did not stop", file=sys.stderr)
+                return 1
+            time.sleep(0.02)
+    except OSError as e:  # the pid file, its lock or the process is not ours to touch
+        print(f"{service}: cannot stop: {e.filename or pidfile}: {e.strerror}", file=sys.stderr)
+        return 1
     tcpd_server.remove_pidfile(pidfile, pid)
     return 0
 
