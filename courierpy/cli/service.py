@@ -20,6 +20,11 @@ syslog through :mod:`courierpy.login.syslogger` under ``LOGGEROPTS``'s name.
 For the SSL services the TLS settings are checked before anything listens: a
 missing or bad certificate ends ``start`` with the reason and exit status 78
 (EX_CONFIG), not a failure at the first connection.
+
+``stop`` sends SIGTERM to the listener and returns once it has ended (its
+sessions get ``COURIERPY_STOP_GRACE`` seconds to finish a command in progress,
+see couriertcpd(1)), then removes the pid file; ``restart`` is ``stop`` then
+``start``, so the configuration is read again.
 """
 
 from __future__ import annotations
