@@ -14,9 +14,11 @@ messages) in a temporary directory and starts, on loopback ports:
 Rounds alternate Courier / ours.  Each round times ``--sessions`` sessions one
 after the other, then ``--clients`` concurrent clients doing the same number
 of sessions each; medians of the per-session latency are printed with the
-ratio ours/Courier (issue 7's goal: at most 1.5).  Then ten idle logged-in
-connections are opened on each side and the resident memory of their session
-processes is read from /proc (RSS, and PSS which shares libraries fairly).
+ratio ours/Courier (issue 7's goal: at most 1.5), and the CPU time the server
+side used per session (the tcpd with the sessions it forked, and the
+authdaemond; steadier than latencies on a loaded machine).  Then ten idle
+logged-in connections are opened on each side and the resident memory of their
+session processes is read from /proc (RSS, and PSS which shares libraries fairly).
 Measurements, not tests: nothing here asserts.
 """
 
@@ -141,6 +143,32 @@ def _memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def _tree_cpu(roots: set[int]) -> float:
+    """CPU seconds used so far by the processes *roots* and their descendants (the
+    living ones, and through their ``cutime``/``cstime`` those they reaped)."""
+    stats: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        stats[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo, seen = 0, [p for p in roots if p in stats], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo.extend(children.get(pid, ()))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def idle_memory(port: int, home: str, n: int = 10) -> tuple[float, float, int]:
     """Median RSS and PSS (KiB) of the session processes of *n* idle logged-in connections."""
     keep: list[socket.socket] = []
@@ -163,6 +191,24 @@ def idle_memory(port: int, home: str, n: int = 10) -> tuple[float, float, int]:
     finally:
         for s in keep:
             s.close()
+
+
+def _pid_of(pidfile: Path) -> int:
+    return int(pidfile.read_text().split()[0])
+
+
+def _namespace_pids(holder: int) -> set[int]:
+    """The processes in the mount namespace of *holder* (Courier's couriertcpd, authdaemond)."""
+    mine = os.readlink(f"/proc/{holder}/ns/mnt")
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/mnt") == mine:
+                    out.add(int(entry))
+            except OSError:
+                continue
+    return out
 
 
 def setup(root: Path) -> tuple[Path, Path, str]:
@@ -244,11 +290,19 @@ def main() -> int:
                 sequential(port, 3)
             seq: dict[str, list[float]] = {"courier": [], "ours": []}
             conc: dict[str, list[float]] = {"courier": [], "ours": []}
+            # the server side's processes: couriertcpd / fasttcpd (with the sessions they
+            # fork and reap) and the authdaemond (with its workers)
+            roots = {"courier": _namespace_pids(ns.holder.pid),
+                     "ours": {_pid_of(root / "ours.pid"), daemon.pid}}
+            cpu = {"courier": 0.0, "ours": 0.0}
             per_client = max(1, args.sessions // args.clients) + 1
             for r in range(args.rounds):
                 for side in (("courier", "ours") if r % 2 == 0 else ("ours", "courier")):
+                    before = _tree_cpu(roots[side])
                     seq[side] += sequential(ports[side], args.sessions)
                     conc[side] += concurrent(ports[side], args.clients, per_client)
+                    time.sleep(0.2)  # the last sessions exit and are reaped
+                    cpu[side] += _tree_cpu(roots[side]) - before
             print(f"connect+LOGIN+SELECT INBOX+LOGOUT, {args.rounds} interleaved rounds")
             for label, data in (("sequential", seq), (f"{args.clients} concurrent", conc)):
                 c = statistics.median(data["courier"]) * 1000
@@ -256,6 +310,10 @@ def main() -> int:
                 verdict = "met" if o / c <= GOAL else "MISSED"
                 print(f"  {label:>14}: Courier {c:7.2f} ms  ours {o:7.2f} ms  "
                       f"ratio {o / c:5.2f}  (goal <= {GOAL}: {verdict})")
+            n = len(seq["ours"]) + len(conc["ours"])
+            c, o = (cpu[side] / n * 1000 for side in ("courier", "ours"))
+            print(f"  server CPU per session: Courier {c:6.2f} ms  ours {o:6.2f} ms  "
+                  f"ratio {o / c:5.2f}  (couriertcpd/fasttcpd, sessions, authdaemond)")
             for side, port in ports.items():
                 runs = [phases(port) for _ in range(20)]
                 parts = [statistics.median(r[i] for r in runs) for i in range(4)]
