@@ -37,15 +37,17 @@ Once trusted, an entry is not checked again in the session.
 
 File ``<folder>/courierpy.cache``, one line per message after the first::
 
-    courierpy-cache 3 <crc32>\\n
+    courierpy-cache 4 <crc32>\\n
     <basename>\\t<inode>\\t<size>\\t<mtime_ns>\\t<RFC822.SIZE>\\t
-        <ENVELOPE>\\t<BODYSTRUCTURE>\\t<BODY>\\t<search JSON>\\t<tree JSON>\\n
+        <ENVELOPE>\\t<BODYSTRUCTURE>\\t<BODY>\\t<search JSON>\\t<tree JSON>\\t
+        <sort JSON>\\n
 
 The CRC (hex) covers everything after the first line.  The three wire
 strings are stored as sent (base64 after a ``\\x01`` in the rare case one
 holds a tab or line break); the search JSON is ``[{field: [values]},
 [dates]]``; the tree JSON is :meth:`courierpy.mime.tree.Part.to_json` and is
-decoded only when a section is fetched.  Loading the file is one read, one
+decoded only when a section is fetched; the sort JSON holds the raw header
+values SORT and THREAD read (:func:`sort_fields`).  Loading the file is one read, one
 CRC and one split into lines; an entry's record is decoded only when its
 message is asked for.  A wrong first line (another version included), a bad
 CRC, a malformed line or JSON that does not have the expected shape discards
@@ -92,7 +94,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "courierpy.cache"
-_MAGIC = b"courierpy-cache 3 "
+_MAGIC = b"courierpy-cache 4 "
 
 #: Header fields kept decoded for SEARCH (lower case).  ``HEADER <other> x``
 #: reads the message's header block instead.
@@ -143,6 +145,8 @@ class MessageMeta:
     norm: dict[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
     #: inode number of the parsed file (0: unknown)
     ino: int = 0
+    #: JSON of :func:`sort_fields` (decoded by :meth:`sort_headers`)
+    sort_json: bytes = field(default=b"{}", repr=False, compare=False)
 
     @property
     def headers(self) -> dict[str, tuple[str, ...]]:
@@ -181,6 +185,17 @@ class MessageMeta:
         self._headers = out
         self._dates = tuple(dates)
 
+    def sort_headers(self) -> dict[str, str]:
+        """:func:`sort_fields` as recorded; :class:`CacheCorrupt` if malformed."""
+        try:
+            obj = json.loads(self.sort_json)
+        except (ValueError, UnicodeError) as e:
+            raise CacheCorrupt(f"bad sort data: {e}") from None
+        if type(obj) is not dict or not all(
+                type(k) is str and type(v) is str for k, v in obj.items()):
+            raise CacheCorrupt("entry sort data is not a {str: str} object")
+        return obj
+
     def tree(self) -> Part:
         if self._tree is None:
             self._tree = Part.from_json(json.loads(self.tree_json))
@@ -201,6 +216,7 @@ class MessageMeta:
             _field(self.body),
             search_json.encode("ascii"),
             tj if type(tj := self.tree_json) is bytes else tj.encode("ascii"),
+            self.sort_json,
         ))
 
     @classmethod
@@ -213,13 +229,13 @@ class MessageMeta:
     def from_fields(cls, fields: list[bytes], record: bytes) -> MessageMeta:
         """:meth:`from_record` of *record* already split at its tabs."""
         try:
-            ino, size, mtime, rfc822, env, bs, bd, search_json, tree = fields
+            ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = fields
             if b"\r" in record or b"\x01" in record:  # rare: a field in base64
                 env, bs, bd = _unfield(env), _unfield(bs), _unfield(bd)
             if not tree.isascii():
                 raise CacheCorrupt("non-ASCII tree")
             return cls(int(size), int(mtime), int(rfc822), env, bs, bd, None, None, tree,
-                       None, search_json, None, int(ino))
+                       None, search_json, None, int(ino), sort_json)
         except (ValueError, UnicodeError, binascii.Error) as e:
             raise CacheCorrupt(f"bad entry: {e}") from None
 
@@ -240,6 +256,8 @@ class MessageMeta:
             dates,
             tree_json,
             ino=ino,
+            sort_json=json.dumps(sort_fields(data, wire.tree), separators=(",", ":")).encode(
+                "ascii"),
         )
         meta._tree = wire.tree
         return meta
@@ -341,6 +359,37 @@ def search_headers(data, tree: Part) -> tuple[dict[str, tuple[str, ...]], tuple[
             text = address_text(v) if name in ADDRESS_FIELDS else decode_text(v)
             found.setdefault(name, []).append(text)
     return {k: tuple(v) for k, v in found.items()}, tuple(dates)
+
+
+#: The header fields SORT and THREAD read (lower case).
+SORT_FIELDS = frozenset({"subject", "from", "to", "cc", "date", "message-id", "in-reply-to",
+                         "references"})
+#: a header line as Python's email parser takes it (``email.feedparser.headerRE``)
+_HEADER_NAME = re.compile(rb"[\041-\071\073-\176]*\Z")
+
+
+def sort_fields(data, tree: Part) -> dict[str, str]:
+    """The first value of each of :data:`SORT_FIELDS` in the message's own header,
+    as ``email`` (policy compat32) reads it from the header block: ASCII with
+    surrogate escapes, folding kept, leading blanks and the last line break
+    stripped; reading stops at the first line that is not a header field
+    (a leading ``From `` line is skipped), as that parser's does."""
+    out: dict[str, str] = {}
+    for i, f in enumerate(split_fields(data, tree.header_start, tree.header_end)):
+        if f.colon < 0:
+            if i == 0 and data[f.start : f.start + 5] == b"From ":
+                continue  # a Unix From line
+            if data[f.start : f.start + 1] in (b" ", b"\t"):
+                continue  # a continuation line before any field: ignored
+            break
+        if not _HEADER_NAME.match(bytes(data[f.start : f.colon])):
+            if i == 0 and data[f.start : f.start + 5] == b"From ":
+                continue
+            break
+        if f.name in SORT_FIELDS and f.name not in out:
+            raw = bytes(data[f.colon + 1 : f.end]).decode("ascii", "surrogateescape")
+            out[f.name] = raw.lstrip(" \t").rstrip("\r\n")
+    return out
 
 
 def locate(path: Path, basename: str) -> Path | None:
@@ -569,6 +618,17 @@ class MetadataCache:
                         self.path, basename, e)
             self._forget(basename)
             return self.get(path, basename).tree()
+
+    def sort_data(self, path: Path | str, basename: str) -> dict[str, str]:
+        """The message's :func:`sort_fields` (see :meth:`get`); an entry whose sort
+        data does not decode is discarded and the message parsed again."""
+        meta = self.get(path, basename)
+        try:
+            return meta.sort_headers()
+        except CacheCorrupt as e:
+            log.warning("metadata cache %s: %r: %s; reparsing", self.path, basename, e)
+            self._forget(basename)
+            return self.get(path, basename).sort_headers()
 
     def search_data(self, path: Path | str, basename: str) -> MessageMeta:
         """:meth:`get`, with the header fields and dates for SEARCH decoded; an

@@ -78,7 +78,7 @@ def test_saved_cache_serves_without_parsing(folder) -> None:
     first = MetadataCache(md)
     want = entries(first, paths)
     first.save()
-    assert (md / CACHE_NAME).read_bytes().startswith(b"courierpy-cache 3 ")
+    assert (md / CACHE_NAME).read_bytes().startswith(b"courierpy-cache 4 ")
     second = MetadataCache(md)
     assert entries(second, paths) == want
     assert second.parsed == 0 and second.loaded == 2
@@ -132,15 +132,15 @@ def _corruptions(data: bytes) -> list[bytes]:
     # a line whose CRC is right but whose JSON has the wrong shape
     import zlib
 
-    body = b"1.M1P1.h\t7\t1\t2\t3\tE\tB\tD\t[1,2]\t[]\n"
-    bad_shape = b"courierpy-cache 3 %08x\n" % zlib.crc32(body) + body
+    body = b"1.M1P1.h\t7\t1\t2\t3\tE\tB\tD\t[1,2]\t[]\t{}\n"
+    bad_shape = b"courierpy-cache 4 %08x\n" % zlib.crc32(body) + body
     return [
         b"",
         b"garbage\n",
         data[: len(data) // 2],
         data[:-1],
         bytes(flipped),
-        lines[0].replace(b" 3 ", b" 9 ") + b"\n" + b"\n".join(lines[1:]),
+        lines[0].replace(b" 4 ", b" 9 ") + b"\n" + b"\n".join(lines[1:]),
         data + b"x\tno\n",
         bad_shape,
         b"\x00" * 100,
@@ -177,7 +177,7 @@ def _edit_entry(md: Path, base: str, edit) -> None:
             edit(fields)
             lines[i] = b"\t".join(fields)
     body = b"\n".join(lines)
-    (md / CACHE_NAME).write_bytes(b"courierpy-cache 3 %08x\n" % zlib.crc32(body) + body)
+    (md / CACHE_NAME).write_bytes(b"courierpy-cache 4 %08x\n" % zlib.crc32(body) + body)
 
 
 def test_entry_with_undecodable_tree_is_reparsed(folder) -> None:
@@ -450,3 +450,30 @@ def test_name_without_the_true_size_is_always_checked_by_stat(tmp_path, name) ->
         again, paths = _session_cache(md)
         assert entries(again, paths) == want
         assert (again.parsed, again.statted) == (0, 1)
+
+
+@pytest.mark.parametrize("head", [
+    b"Subject: plain\nFrom: a@b\nTo: c@d\nCc: e@f\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n",
+    b"From someone@x Mon Jan  1 10:00:00 2024\nSubject: after a From line\n",
+    b"subject:   folded\n  over\n\tlines\r\nsubject: second one ignored\r\n",
+    b"Subject:\n continued only\nReferences: <a@b>\n <c@d>\n",
+    b"Subject: caf\xc3\xa9 8-bit\nFrom: =?utf-8?Q?J=C3=BCrgen?= <j@x>\n",
+    b"X-A: 1\njunk line without colon\nSubject: hidden by the junk\n",
+    b"Bad Name: x\nSubject: hidden too\n",
+    b" leading continuation\nSubject: kept\nMessage-ID: <m@x>\nIn-Reply-To: <p@x>\n",
+    b"Subject: no final newline",
+])
+def test_sort_fields_read_as_the_email_parser_does(tmp_path, head) -> None:
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    from courierpy.maildir.cache import SORT_FIELDS
+
+    md, paths = make_folder(tmp_path, {"1.M1P1.h": head + b"\nbody\n"})
+    fields = MetadataCache(md).sort_data(paths["1.M1P1.h"], "1.M1P1.h")
+    want = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n")
+    for name in SORT_FIELDS:
+        got = fields.get(name)
+        got = None if got is None else compat32.header_fetch_parse(name, got)
+        assert str(got) == str(want.get(name)), name
+        assert type(got) is type(want.get(name)), name

@@ -4,6 +4,10 @@ Courier's choices, observed on the real imapd: equal sort keys leave the
 messages in *descending* sequence order; SORT DATE takes a missing Date: as
 0 and an unreadable one as the internal date; THREAD ORDEREDSUBJECT prints
 each thread flat, ``(first second third)``.
+
+The header fields come from the folder's metadata cache
+(:func:`courierpy.maildir.cache.sort_fields`: the raw values Python's
+``email`` parser would give), not from the message files.
 """
 
 from __future__ import annotations
@@ -12,14 +16,13 @@ import email.header
 import email.utils
 import re
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from courierpy.imap import texts
 from courierpy.imap.errors import Refused
 from courierpy.imap.grammar import Command
+from courierpy.maildir.store import MessageGone
 
-_PARSER = BytesHeaderParser(policy=compat32)
 _WS = re.compile(r"[ \t\r\n]+")
 _TRAILER = re.compile(r"[ ]*\(fwd\)[ ]*\Z", re.I)
 _BLOB = r"\[[^\[\]]*\]"
@@ -109,38 +112,29 @@ class _Info:
     refs: list[str]
 
 
-def _read_headers(path) -> bytes:
-    out = bytearray()
-    with open(path, "rb") as f:
-        for line in f:
-            if line in (b"\n", b"\r\n"):
-                break
-            out += line
-            if len(out) > 1 << 20:
-                break
-    return bytes(out)
+def _info(mbox, i: int, e, size: int, fields: dict[str, str]) -> _Info:
+    """The sort data of entry *e* from its cached header *fields*, each read as
+    ``email.message.Message.get`` (policy compat32) gives it."""
 
+    def get(name: str):  # noqa: ANN202 - str, email.header.Header or None
+        value = fields.get(name)
+        return None if value is None else compat32.header_fetch_parse(name, value)
 
-def _info(mbox, i: int, e, size: int) -> _Info:
-    try:
-        msg = _PARSER.parsebytes(_read_headers(mbox.file_path(e)))
-    except OSError:
-        msg = _PARSER.parsebytes(b"")
-    subject = _decode(msg.get("Subject"))
-    raw_date = msg.get("Date")
+    subject = _decode(get("subject"))
+    raw_date = get("date")
     date: float | None
     if raw_date is None:
         date = None
     else:
         t = email.utils.parsedate_tz(str(raw_date))
         date = float(email.utils.mktime_tz(t)) if t else -1.0
-    refs = _MSGID.findall(str(msg.get("References") or ""))
-    irt = _MSGID.findall(str(msg.get("In-Reply-To") or ""))
+    refs = _MSGID.findall(str(get("references") or ""))
+    irt = _MSGID.findall(str(get("in-reply-to") or ""))
     if not refs and irt:
         refs = irt[:1]
-    mid = _MSGID.findall(str(msg.get("Message-ID") or ""))
-    return _Info(i + 1, e.uid, subject, base_subject(subject), _mailbox(msg.get("From")),
-                 _mailbox(msg.get("To")), _mailbox(msg.get("Cc")), date,
+    mid = _MSGID.findall(str(get("message-id") or ""))
+    return _Info(i + 1, e.uid, subject, base_subject(subject), _mailbox(get("from")),
+                 _mailbox(get("to")), _mailbox(get("cc")), date,
                  mbox.internaldate(e), size, mid[0] if mid else "", refs)
 
 
@@ -155,8 +149,13 @@ def _selected_infos(session, key) -> list[_Info]:
     found = run_search(views, key, cache, max_uid=max_uid, max_seq=len(views))
     out = []
     for v in found:
-        size = v.size if v.size is not None else cache.get(v.path, v.basename).size
-        out.append(_info(mbox, v.seq - 1, mbox.entries[v.seq - 1], size))
+        e = mbox.entries[v.seq - 1]
+        try:
+            fields = cache.sort_data(v.path, v.basename)
+            size = v.size if v.size is not None else cache.get(v.path, v.basename).size
+        except (OSError, MessageGone):
+            fields, size = {}, v.size or 0
+        out.append(_info(mbox, v.seq - 1, e, size, fields))
     try:
         cache.save()
     except Exception:  # noqa: BLE001 - the cache is never the only copy
