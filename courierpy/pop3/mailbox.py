@@ -36,7 +36,7 @@ one ``:`` info part) that matches the folder is taken in bulk: one split of
 the whole text into tokens, checked by rebuilding the text from them, no
 per-line parsing and no sort (the list is in message order). A first login
 reads each new file with one ``open``/``read``/``close`` relative to a
-descriptor of ``cur/``, while a thread moves ``new/`` to ``cur/`` (both wait
+descriptor of ``cur/``, while a forked child moves ``new/`` to ``cur/`` (both wait
 in the kernel, not on the interpreter lock).
 """
 
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from itertools import repeat
@@ -59,8 +58,8 @@ __all__ = ["MailboxError", "Pop3Mailbox", "SIZELIST", "check_home", "check_maild
 
 SIZELIST = "courierpop3dsizelist"
 _DIGITS = "0123456789"
-#: from this many files in new/, a thread moves them to cur/ while cur/ is read
-_THREAD_MOVES = 64
+#: from this many files in new/, a child process moves them to cur/ while cur/ is read
+_PARALLEL_MOVES = 64
 
 
 class MailboxError(CourierError):
@@ -334,26 +333,59 @@ def _list(path: str) -> list[str]:
     return listing
 
 
-class _Mover(threading.Thread):
-    """Moves ``new/X`` to ``cur/X:2,`` (Courier's order of names), collecting the new names."""
+class _Mover:
+    """Moves ``new/X`` to ``cur/X:2,``, in this process or in a forked one.
+
+    With many files the renames run in a child process while this one reads
+    ``cur/``: both wait in the kernel, on different directories' work, and no
+    interpreter lock is shared (a thread here would hand the lock over at every
+    system call of either side).
+    """
 
     def __init__(self, root: str, new_names: Sequence[str]) -> None:
-        super().__init__(name="pop3-new-to-cur", daemon=True)
         self.root, self.new_names = root, new_names
-        self.moved: list[str] = []
-        self.lost = False  # a file went away (another session moved it)
+        self.targets = [n if ":" in n else n + names.INFO_PREFIX for n in new_names]
+        self.lost = False  # some file was not moved (another session moved it first)
+        self._pid = 0
 
-    def run(self) -> None:
+    def _move(self) -> bool:
         new, cur = self.root + "/new/", self.root + "/cur/"
-        moved = self.moved
-        for name in self.new_names:
-            target = name if ":" in name else name + names.INFO_PREFIX
+        lost = False
+        for name, target in zip(self.new_names, self.targets, strict=True):
             try:
                 os.rename(new + name, cur + target)
             except FileNotFoundError:
-                self.lost = True
-                continue
-            moved.append(target)
+                lost = True
+        return lost
+
+    def start(self, *, background: bool) -> None:
+        if background:
+            try:
+                pid = os.fork()
+            except OSError:
+                pid = -1
+            if pid == 0:  # pragma: no cover - the child
+                code = 2
+                try:
+                    code = 1 if self._move() else 0
+                finally:
+                    os._exit(code)
+            if pid > 0:
+                self._pid = pid
+                return
+        self.lost = self._move()
+
+    def wait(self) -> None:
+        if not self._pid:
+            return
+        try:
+            _, status = os.waitpid(self._pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:  # reaped for us (SIGCHLD ignored): outcome unknown
+            code = 1
+        self._pid = 0
+        if code != 0:
+            self.lost = True
 
 
 class Pop3Mailbox:
@@ -410,21 +442,24 @@ class Pop3Mailbox:
                                b"-ERR Maildir invalid (no 'cur' directory)\r\n", after_login=True)
         create.clean_tmp(root)
         new_names = _list(root + "/new")
-        mover: _Mover | None = None
-        if len(new_names) >= _THREAD_MOVES:
-            mover = _Mover(root, new_names)
-            mover.start()
-        elif new_names:
-            mover = _Mover(root, new_names)
-            mover.run()
-        self._scan(root, cur, mover, now)
-
-    def _scan(self, root: str, cur: str, mover: _Mover | None, now: float | None) -> None:
         old = _read_sizelist(root + "/" + SIZELIST)
-        if mover is None and old is not None and old.columns is not None \
-                and self._take_columns(old.columns, cur):
-            return  # the list is current: nothing read, sorted or written
-        listing = _list(cur)  # while the mover works: its names are added below
+        if not new_names and old is not None and old.columns is not None:
+            blisting = os.listdir(os.fsencode(cur))
+            if any(map(bytes.startswith, blisting, repeat(b"."))):
+                blisting = [n for n in blisting if not n.startswith(b".")]
+            if self._take_columns(old.columns, blisting):
+                return  # the list is current: nothing read, sorted or written
+            listing = list(map(os.fsdecode, blisting))
+        else:
+            listing = _list(cur)  # before new/ is moved in: its names are added later
+        mover = None
+        if new_names:
+            mover = _Mover(root, new_names)
+            mover.start(background=len(new_names) >= _PARALLEL_MOVES)
+        self._scan(cur, listing, mover, old, now)
+
+    def _scan(self, cur: str, listing: list[str], mover: _Mover | None, old: _Sizelist | None,
+              now: float | None) -> None:
         if old is None:
             version, nextuid, uidv = 0, 1, int(time.time() if now is None else now)
             entries: Entries = {}
@@ -437,14 +472,14 @@ class Pop3Mailbox:
         try:
             _stats_of(dir_fd, (fn for fn in listing if _key(fn) not in entries), stats)
             if mover is not None:
-                if mover.is_alive():
-                    mover.join()
-                listing += mover.moved
-                if mover.lost:  # moved by someone else: it is in cur/ under some name
+                mover.wait()
+                if mover.lost:  # moved by someone else: in cur/ under some name, or not
                     known = set(listing)
-                    listing += [fn for fn in _list(cur) if fn not in known]
-                _stats_of(dir_fd, (fn for fn in listing
-                                   if fn not in stats and _key(fn) not in entries), stats)
+                    added = [fn for fn in _list(cur) if fn not in known]
+                else:
+                    added = mover.targets
+                listing += added
+                _stats_of(dir_fd, (fn for fn in added if _key(fn) not in entries), stats)
         finally:
             os.close(dir_fd)
         filenames, sizes, uids, uidvs, utf8 = [], [], [], [], []
@@ -480,11 +515,8 @@ class Pop3Mailbox:
             except OSError:
                 pass  # as Courier: the session goes on with the numbers it gave
 
-    def _take_columns(self, cols: _Columns, cur: str) -> bool:
+    def _take_columns(self, cols: _Columns, listing: list[bytes]) -> bool:
         """Take the list as the snapshot if it holds exactly the folder's messages."""
-        listing = os.listdir(os.fsencode(cur))
-        if any(map(bytes.startswith, listing, repeat(b"."))):
-            listing = [n for n in listing if not n.startswith(b".")]
         n = len(cols.bases)
         if len(listing) != n:
             return False
