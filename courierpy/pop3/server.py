@@ -18,14 +18,23 @@ stderr in Courier's words.
 TLS (STLS, or ``POP3_TLS=1`` for an already encrypted pipe is *not* handled
 here: couriertls/couriertcpd do that) runs through :mod:`ssl` memory BIOs, so
 it works over sockets and pipes alike.
+
+SIGTERM (couriertcpd's stop passes it on to every session) ends the session
+at once, as a dropped connection: nothing is deleted, and, as Courier's pop3d,
+which the signal kills, nothing more is logged or sent; the process ends by the
+signal. Only while QUIT applies the deletions (the UPDATE state) it waits: the
+unlinks and the maildirsize update finish first, so the Maildir is never left
+half-updated.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import signal
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +52,7 @@ from courierpy.pop3.session import (
     Pop3Settings,
     Sleep,
     StartTLS,
+    State,
     access_refusal,
 )
 from courierpy.proc import become_account
@@ -124,6 +134,25 @@ class _Timeout(Exception):
     pass
 
 
+class _Terminated(BaseException):
+    """SIGTERM: unwinds the session from wherever it is (not an Exception: nothing
+    on the way may take it for an I/O error)."""
+
+
+class _StopOnTerm:
+    """The SIGTERM handler of one session (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.session: Pop3Session | None = None
+        self.pending = False  # arrived during UPDATE: end once the update is done
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.session is not None and self.session.state is State.UPDATE:
+            self.pending = True
+            return
+        raise _Terminated
+
+
 class _Transport:
     """Blocking reads and writes on two fds, with an idle timeout and optional TLS."""
 
@@ -200,7 +229,23 @@ def _log(stream: TextIO, text: str) -> None:
 
 def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | None = None,
           infd: int = 0, outfd: int = 1, log: TextIO | None = None) -> int:
-    """Run one POP3 session; return the exit status."""
+    """Run one POP3 session; return the exit status (SIGTERM: see the module docstring)."""
+    stop = _StopOnTerm()
+    if threading.current_thread() is not threading.main_thread():
+        return _serve(maildir_arg, config_dir, environ, infd, outfd, log, stop)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return _serve(maildir_arg, config_dir, environ, infd, outfd, log, stop)
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # end as Courier's pop3d: by the signal
+        return 128 + signal.SIGTERM  # (not reached unless SIGTERM is blocked)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(maildir_arg: str, config_dir: Path, environ: Mapping[str, str] | None, infd: int,
+           outfd: int, log: TextIO | None, stop: _StopOnTerm) -> int:
     env = os.environ if environ is None else environ
     err = log or sys.stderr
     try:
@@ -266,11 +311,12 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
 
         session = Pop3Session(settings, authenticate=authenticate, open_mailbox=open_mailbox)
 
+    stop.session = session
     try:
         for action in session.greeting():
             assert isinstance(action, bytes)
             transport.write(action)
-        disconnected: bool | str = _loop(session, transport, config, err, where)
+        disconnected: bool | str = _loop(session, transport, config, err, where, stop)
     except _Timeout:
         disconnected = "TIMEOUT"
     except (BrokenPipeError, ConnectionResetError):
@@ -289,7 +335,7 @@ def serve(maildir_arg: str, config_dir: Path, *, environ: Mapping[str, str] | No
 
 
 def _loop(session: Pop3Session, transport: _Transport, config: Mapping[str, str],
-          err: TextIO, where: str) -> bool:
+          err: TextIO, where: str, stop: _StopOnTerm) -> bool:
     """Serve until QUIT (False) or disconnect/timeout (True)."""
     while True:
         data = transport.read()
@@ -298,6 +344,8 @@ def _loop(session: Pop3Session, transport: _Transport, config: Mapping[str, str]
         pending: list[bytes] = []
         size = 0
         for action in (a for step in session.steps(data) for a in step):
+            if stop.pending:  # SIGTERM came during QUIT's update, which is now done
+                raise _Terminated
             if isinstance(action, bytes):
                 pending.append(action)
                 size += len(action)
