@@ -70,11 +70,14 @@ def internaldate(t: float) -> bytes:
     """``"01-Jan-2024 10:00:00 +0000"`` in the server's local time zone, as Courier
     (zero-padded day, English month names whatever the locale)."""
     sec = int(t // 1)
-    zone = _zone_of_hour(sec // 3600, time.timezone, time.altzone, time.tzname)
+    hour, r = divmod(sec, 3600)
+    zone = _zone_of_hour(hour, time.timezone, time.altzone, time.tzname)
     if zone is None:  # the offset changes within this hour
         return _internaldate(t)
+    if zone[2]:  # a whole-hour offset: the hour's text up to the minutes is fixed
+        return b"%s%02d:%02d%s" % (zone[2], r // 60, r % 60, zone[1])
     d, r = divmod(sec + zone[0], 86400)
-    return b'%s%02d:%02d:%02d %s"' % (_local_day(d), r // 3600, r // 60 % 60, r % 60, zone[1])
+    return b'%s%02d:%02d:%02d%s' % (_local_day(d), r // 3600, r // 60 % 60, r % 60, zone[1])
 
 
 def _internaldate(t: float) -> bytes:
@@ -91,8 +94,9 @@ def _internaldate(t: float) -> bytes:
 # Memos of the zone's rules (the server's zone does not change while it runs):
 # rendering 10,000 dates for a FETCH 1:* then takes two divisions each.
 @functools.lru_cache(maxsize=4096)
-def _zone_of_hour(hour: int, *zone: object) -> tuple[int, bytes] | None:
-    """(UTC offset in seconds, ``+hhmm``) valid for the whole UTC *hour*, or None;
+def _zone_of_hour(hour: int, *zone: object) -> tuple[int, bytes, bytes] | None:
+    """(UTC offset in seconds, `` +hhmm"``, the local text up to ``HH:`` when the
+    offset is whole hours, else b"") valid for the whole UTC *hour*, or None;
     *zone* (``time.timezone``, ``altzone``, ``tzname``) only keys the memo."""
     a, b = time.localtime(hour * 3600), time.localtime(hour * 3600 + 3599)
     if a.tm_gmtoff != b.tm_gmtoff:
@@ -101,7 +105,11 @@ def _zone_of_hour(hour: int, *zone: object) -> tuple[int, bytes] | None:
     minutes = off // 60
     sign = b"-" if minutes < 0 else b"+"
     minutes = abs(minutes)
-    return off, b"%s%02d%02d" % (sign, minutes // 60, minutes % 60)
+    tail = b' %s%02d%02d"' % (sign, minutes // 60, minutes % 60)
+    head = b""
+    if off % 3600 == 0:
+        head = b"%s%02d:" % (_local_day((hour * 3600 + off) // 86400), a.tm_hour)
+    return off, tail, head
 
 
 @functools.lru_cache(maxsize=4096)

@@ -67,9 +67,7 @@ import json
 import logging
 import os
 import re
-import secrets
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,18 +220,18 @@ class MessageMeta:
     @classmethod
     def from_record(cls, record: bytes) -> MessageMeta:
         """Inverse of :meth:`record`; raises :class:`CacheCorrupt` on anything else
-        (the search data is checked when first used, the tree when decoded)."""
-        return cls.from_fields(record.split(b"\t"), record)
+        (the search and sort data are checked when first used, the tree when
+        decoded)."""
+        return cls.from_line(b"\t" + record)
 
     @classmethod
-    def from_fields(cls, fields: list[bytes], record: bytes) -> MessageMeta:
-        """:meth:`from_record` of *record* already split at its tabs."""
+    def from_line(cls, line: bytes) -> MessageMeta:
+        """:meth:`from_record` of a cache file line (its basename ignored)."""
         try:
-            ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = fields
-            if b"\r" in record or b"\x01" in record:  # rare: a field in base64
+            _, ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = (
+                line.split(b"\t"))
+            if b"\r" in line or b"\x01" in line:  # rare: a field in base64
                 env, bs, bd = _unfield(env), _unfield(bs), _unfield(bd)
-            if not tree.isascii():
-                raise CacheCorrupt("non-ASCII tree")
             return cls(int(size), int(mtime), int(rfc822), env, bs, bd, None, None, tree,
                        None, search_json, None, int(ino), sort_json)
         except (ValueError, UnicodeError, binascii.Error) as e:
@@ -416,8 +414,8 @@ class MetadataCache:
 
     The file is read once, when first needed, checked (CRC) and split into
     lines (basename → line); an entry is decoded when its message is first
-    asked for.  At most :attr:`MAX_DECODED` decoded entries are kept (least
-    recently used dropped).  Entries parsed in this session are kept as
+    asked for.  At most :attr:`MAX_DECODED` decoded entries are kept (the
+    first decoded dropped first).  Entries parsed in this session are kept as
     records until :meth:`save`.
 
     *inodes* (basename → inode number, from the folder scan's directory
@@ -438,7 +436,7 @@ class MetadataCache:
         #: basename → its line in the loaded file (CRC not yet checked)
         self._index: dict[str, bytes] | None = None
         self._new: dict[str, bytes] = {}  # records parsed in this session, not saved yet
-        self._decoded: OrderedDict[str, MessageMeta] = OrderedDict()
+        self._decoded: dict[str, MessageMeta] = {}
         self._dirty = False
         #: basenames checked against their file in this session: a Maildir
         #: message's bytes never change, so once is enough
@@ -491,18 +489,17 @@ class MetadataCache:
     def _lookup(self, basename: str) -> MessageMeta | None:
         meta = self._decoded.get(basename)
         if meta is not None:
-            self._decoded.move_to_end(basename)
             return meta
         rec = self._new.get(basename)  # parsed this session
         try:
             if rec is not None:
                 meta = MessageMeta.from_record(rec)
             else:
-                line = self._load().get(basename)
+                index = self._index if self._index is not None else self._load()
+                line = index.get(basename)
                 if line is None:
                     return None
-                fields = line.split(b"\t")
-                meta = MessageMeta.from_fields(fields[1:], line)
+                meta = MessageMeta.from_line(line)
                 self.loaded += 1
         except CacheCorrupt as e:
             self._discard(f"entry for {basename!r}: {e}")
@@ -511,10 +508,10 @@ class MetadataCache:
         return meta
 
     def _remember(self, basename: str, meta: MessageMeta) -> None:
-        self._decoded[basename] = meta
-        self._decoded.move_to_end(basename)
-        while len(self._decoded) > self.MAX_DECODED:
-            self._decoded.popitem(last=False)
+        decoded = self._decoded
+        decoded[basename] = meta
+        if len(decoded) > self.MAX_DECODED:
+            del decoded[next(iter(decoded))]  # the one decoded first
 
     def _forget(self, basename: str) -> None:
         self._decoded.pop(basename, None)
@@ -546,10 +543,11 @@ class MetadataCache:
         (the bytes cannot have changed), else
         :class:`courierpy.maildir.store.MessageGone` is raised.
         """
+        meta = self._decoded.get(basename)
+        if meta is not None and basename in self._valid:
+            return meta
         meta = self._lookup(basename)
         if meta is not None:
-            if basename in self._valid:
-                return meta
             if meta.ino and self.inodes.get(basename) == meta.ino:
                 self._valid.add(basename)  # see _trusted_ino: ,S= was checked then
                 return meta
@@ -667,7 +665,7 @@ class MetadataCache:
         lines.append(b"")
         body = b"\n".join(lines)
         lines = [_MAGIC, b"%08x\n" % zlib.crc32(body), body]
-        tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{secrets.token_hex(6)}"
+        tmp = self.folder / f"{CACHE_NAME}.tmp.{os.getpid()}.{os.urandom(6).hex()}"
         try:
             # O_EXCL|O_NOFOLLOW: never write through a name someone planted
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
