@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from courierpy.cli.options import config_dir_option
+from courierpy.config import resolve_config_dir
 from courierpy.pop3.server import serve
 
 
@@ -24,6 +27,14 @@ from courierpy.pop3.server import serve
 @click.argument("ignored", nargs=-1)
 def main(config_dir: Path, maildir: str, ignored: tuple[str, ...]) -> None:
     sys.exit(serve(maildir, config_dir))
+
+
+def run_argv(args: Sequence[str]) -> bool:
+    """Run with the words after the program name if they hold no option (a login stage
+    hands over ``courierpop3d MAILDIR``), without click; else return False."""
+    if any(a.startswith("-") for a in args):
+        return False
+    sys.exit(serve(args[0] if args else "./Maildir", resolve_config_dir(None, os.environ)))
 
 
 if __name__ == "__main__":
