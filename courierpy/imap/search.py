@@ -237,7 +237,7 @@ class _Search:
             meta = self.cache.get(self.msg.path, self.msg.basename)
         if meta._headers is not None:
             return False
-        raw = meta._search_json
+        raw = meta.search_json
         return (bool(raw) and needle not in raw.lower()
                 and not any(esc in raw for esc in _ASCII_LOWERING_JSON))
 

@@ -68,7 +68,6 @@ import logging
 import os
 import re
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from courierpy.errors import CourierError
@@ -118,33 +117,84 @@ class CacheCorrupt(CourierError):
     """The cache file is not what we write; it is discarded."""
 
 
-@dataclass(slots=True)
 class MessageMeta:
     """What a message's bytes give FETCH and SEARCH (immutable in practice).
 
     *headers* maps each of :data:`SEARCH_FIELDS` the message (or one of its
     parts or attached messages) has to its values, unfolded and RFC 2047-decoded; *dates*
     are its readable Date: fields (same scope) as POSIX times.  :meth:`tree` rebuilds the
-    part tree from its JSON on first use.
+    part tree from its JSON on first use.  An entry read from the cache file
+    splits out only what FETCH ENVELOPE needs (sizes, mtime, inode, ENVELOPE);
+    the rest of its line is split when first asked for.
     """
 
-    size: int  #: size of the stored file
-    mtime_ns: int
-    rfc822_size: int
-    envelope: bytes
-    bodystructure: bytes
-    body: bytes
-    _headers: dict[str, tuple[str, ...]] | None
-    _dates: tuple[float, ...] | None
-    tree_json: str | bytes = ""  #: (bytes as loaded from the file)
-    _tree: Part | None = field(default=None, repr=False, compare=False)
-    _search_json: bytes = field(default=b"", repr=False, compare=False)
-    #: SEARCH's normalized header values (field → values), filled as searched
-    norm: dict[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
-    #: inode number of the parsed file (0: unknown)
-    ino: int = 0
-    #: JSON of :func:`sort_fields` (decoded by :meth:`sort_headers`)
-    sort_json: bytes = field(default=b"{}", repr=False, compare=False)
+    __slots__ = ("size", "mtime_ns", "rfc822_size", "envelope", "ino", "norm", "_bs", "_bd",
+                 "_headers", "_dates", "_tree_json", "_tree", "_search_json", "_sort_json",
+                 "_line", "_rest")
+
+    def __init__(self, size: int, mtime_ns: int, rfc822_size: int, envelope: bytes,
+                 bodystructure: bytes, body: bytes,
+                 headers: dict[str, tuple[str, ...]] | None = None,
+                 dates: tuple[float, ...] | None = None, tree_json: str | bytes = "", *,
+                 search_json: bytes = b"", sort_json: bytes = b"{}", ino: int = 0) -> None:
+        self.size = size  #: size of the stored file
+        self.mtime_ns = mtime_ns
+        self.rfc822_size = rfc822_size
+        self.envelope = envelope
+        #: inode number of the parsed file (0: unknown)
+        self.ino = ino
+        #: SEARCH's normalized header values (field → values), filled as searched
+        self.norm: dict[str, tuple[str, ...]] | None = None
+        self._bs = bodystructure
+        self._bd = body
+        self._headers = headers
+        self._dates = dates
+        self._tree_json = tree_json
+        self._tree: Part | None = None
+        self._search_json = search_json
+        self._sort_json = sort_json
+        self._line: bytes | None = None  # the cache line the fields below come from
+        self._rest = 0  # where BODYSTRUCTURE starts in it
+
+    def _split_rest(self) -> None:
+        line = self._line
+        assert line is not None
+        # from_line checked the field count, and that no field needs decoding
+        self._bs, self._bd, self._search_json, self._tree_json, self._sort_json = (
+            line[self._rest :].split(b"\t"))
+        self._line = None
+
+    @property
+    def bodystructure(self) -> bytes:
+        if self._line is not None:
+            self._split_rest()
+        return self._bs
+
+    @property
+    def body(self) -> bytes:
+        if self._line is not None:
+            self._split_rest()
+        return self._bd
+
+    @property
+    def search_json(self) -> bytes:
+        """The search data as stored (b"" for an entry parsed in this session)."""
+        if self._line is not None:
+            self._split_rest()
+        return self._search_json
+
+    @property
+    def tree_json(self) -> str | bytes:
+        if self._line is not None:
+            self._split_rest()
+        return self._tree_json
+
+    @property
+    def sort_json(self) -> bytes:
+        """JSON of :func:`sort_fields` (decoded by :meth:`sort_headers`)."""
+        if self._line is not None:
+            self._split_rest()
+        return self._sort_json
 
     @property
     def headers(self) -> dict[str, tuple[str, ...]]:
@@ -161,7 +211,7 @@ class MessageMeta:
     def _decode_search(self) -> None:
         """Decode the search JSON of a loaded entry; :class:`CacheCorrupt` if bad."""
         try:
-            obj = json.loads(self._search_json.decode("ascii"))
+            obj = json.loads(self.search_json.decode("ascii"))
         except (ValueError, UnicodeError) as e:
             raise CacheCorrupt(f"bad search data: {e}") from None
         if type(obj) is not list or len(obj) != 2:
@@ -203,8 +253,8 @@ class MessageMeta:
 
     def record(self) -> bytes:
         """The cache line's fields after the basename (tab-separated)."""
-        if self._headers is None and self._search_json:
-            search_json = self._search_json.decode("ascii")  # as loaded, never decoded
+        if self._headers is None and self.search_json:
+            search_json = self.search_json.decode("ascii")  # as loaded, never decoded
         else:
             search_json = json.dumps([self.headers, list(self.dates)], separators=(",", ":"))
         return b"\t".join((
@@ -228,14 +278,27 @@ class MessageMeta:
     def from_line(cls, line: bytes) -> MessageMeta:
         """:meth:`from_record` of a cache file line (its basename ignored)."""
         try:
-            _, ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = (
-                line.split(b"\t"))
+            if line.count(b"\t") != 10:
+                raise CacheCorrupt("wrong number of fields")
             if b"\r" in line or b"\x01" in line:  # rare: a field in base64
-                env, bs, bd = _unfield(env), _unfield(bs), _unfield(bd)
-            return cls(int(size), int(mtime), int(rfc822), env, bs, bd, None, None, tree,
-                       None, search_json, None, int(ino), sort_json)
+                _, ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = (
+                    line.split(b"\t"))
+                return cls(int(size), int(mtime), int(rfc822), _unfield(env), _unfield(bs),
+                           _unfield(bd), None, None, tree, search_json=search_json,
+                           sort_json=sort_json, ino=int(ino))
+            a = line.index(b"\t") + 1
+            b = line.index(b"\t", a)
+            c = line.index(b"\t", b + 1)
+            d = line.index(b"\t", c + 1)
+            e = line.index(b"\t", d + 1)
+            f = line.index(b"\t", e + 1)
+            meta = cls(int(line[b + 1 : c]), int(line[c + 1 : d]), int(line[d + 1 : e]),
+                       line[e + 1 : f], b"", b"", ino=int(line[a:b]))
         except (ValueError, UnicodeError, binascii.Error) as e:
             raise CacheCorrupt(f"bad entry: {e}") from None
+        meta._line = line
+        meta._rest = f + 1
+        return meta
 
     @classmethod
     def parse(cls, data, size: int, mtime_ns: int, ino: int = 0) -> MessageMeta:
