@@ -69,6 +69,7 @@ import os
 import re
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 from courierpy.errors import CourierError
 from courierpy.maildir import names
@@ -130,7 +131,7 @@ class MessageMeta:
 
     __slots__ = ("size", "mtime_ns", "rfc822_size", "envelope", "ino", "norm", "_bs", "_bd",
                  "_headers", "_dates", "_tree_json", "_tree", "_search_json", "_sort_json",
-                 "_line", "_rest")
+                 "_line")
 
     def __init__(self, size: int, mtime_ns: int, rfc822_size: int, envelope: bytes,
                  bodystructure: bytes, body: bytes,
@@ -153,15 +154,15 @@ class MessageMeta:
         self._tree: Part | None = None
         self._search_json = search_json
         self._sort_json = sort_json
-        self._line: bytes | None = None  # the cache line the fields below come from
-        self._rest = 0  # where BODYSTRUCTURE starts in it
+        #: the rest of a plain cache line (BODYSTRUCTURE onwards), not yet split
+        self._line: bytes | None = None
 
     def _split_rest(self) -> None:
-        line = self._line
-        assert line is not None
-        # from_line checked the field count, and that no field needs decoding
+        rest = self._line
+        assert rest is not None
+        # five plain fields (counted by from_line)
         self._bs, self._bd, self._search_json, self._tree_json, self._sort_json = (
-            line[self._rest :].split(b"\t"))
+            rest.split(b"\t"))
         self._line = None
 
     @property
@@ -275,30 +276,27 @@ class MessageMeta:
         return cls.from_line(b"\t" + record)
 
     @classmethod
-    def from_line(cls, line: bytes) -> MessageMeta:
-        """:meth:`from_record` of a cache file line (its basename ignored)."""
+    def from_line(cls, line: bytes, *, plain: bool = False) -> MessageMeta:
+        """:meth:`from_record` of a cache file line (its basename ignored).
+
+        *plain*: the file was checked as a whole (no CR and no base64 field
+        anywhere): the fields up to ENVELOPE are split out, the rest is
+        split when first asked for."""
         try:
-            if line.count(b"\t") != 10:
-                raise CacheCorrupt("wrong number of fields")
-            if b"\r" in line or b"\x01" in line:  # rare: a field in base64
-                _, ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = (
-                    line.split(b"\t"))
-                return cls(int(size), int(mtime), int(rfc822), _unfield(env), _unfield(bs),
-                           _unfield(bd), None, None, tree, search_json=search_json,
-                           sort_json=sort_json, ino=int(ino))
-            a = line.index(b"\t") + 1
-            b = line.index(b"\t", a)
-            c = line.index(b"\t", b + 1)
-            d = line.index(b"\t", c + 1)
-            e = line.index(b"\t", d + 1)
-            f = line.index(b"\t", e + 1)
-            meta = cls(int(line[b + 1 : c]), int(line[c + 1 : d]), int(line[d + 1 : e]),
-                       line[e + 1 : f], b"", b"", ino=int(line[a:b]))
+            if plain:
+                _, ino, size, mtime, rfc822, env, rest = line.split(b"\t", 6)
+                if rest.count(b"\t") != 4:
+                    raise CacheCorrupt("wrong number of fields")
+                meta = cls(int(size), int(mtime), int(rfc822), env, b"", b"", ino=int(ino))
+                meta._line = rest
+                return meta
+            _, ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = (
+                line.split(b"\t"))
+            return cls(int(size), int(mtime), int(rfc822), _unfield(env), _unfield(bs),
+                       _unfield(bd), None, None, tree, search_json=search_json,
+                       sort_json=sort_json, ino=int(ino))
         except (ValueError, UnicodeError, binascii.Error) as e:
             raise CacheCorrupt(f"bad entry: {e}") from None
-        meta._line = line
-        meta._rest = f + 1
-        return meta
 
     @classmethod
     def parse(cls, data, size: int, mtime_ns: int, ino: int = 0) -> MessageMeta:
@@ -498,6 +496,8 @@ class MetadataCache:
         self.inodes: dict[str, int] = inodes if inodes is not None else {}
         #: basename → its line in the loaded file (CRC not yet checked)
         self._index: dict[str, bytes] | None = None
+        #: the loaded file has only plain lines (see MessageMeta.from_line)
+        self._plain = False
         self._new: dict[str, bytes] = {}  # records parsed in this session, not saved yet
         self._decoded: dict[str, MessageMeta] = {}
         self._dirty = False
@@ -518,15 +518,13 @@ class MetadataCache:
         self._index = {}
         try:
             with open(self.path, "rb") as f:
-                data = f.read()
+                self._index, self._plain = _index(f)
         except FileNotFoundError:
             return self._index
         except OSError as e:
             log.warning("metadata cache %s unreadable: %s", self.path, e)
             self._dirty = True
             return self._index
-        try:
-            self._index = _index(data)
         except CacheCorrupt as e:
             self._discard(str(e))
         return self._index
@@ -562,7 +560,7 @@ class MetadataCache:
                 line = index.get(basename)
                 if line is None:
                     return None
-                meta = MessageMeta.from_line(line)
+                meta = MessageMeta.from_line(line, plain=self._plain)
                 self.loaded += 1
         except CacheCorrupt as e:
             self._discard(f"entry for {basename!r}: {e}")
@@ -798,21 +796,37 @@ def _check_wire(data: bytes) -> bytes:
             raise CacheCorrupt("literal longer than its wire field")
 
 
-def _index(data: bytes) -> dict[str, bytes]:
-    """basename → line, for every line of a cache file, the file's CRC checked."""
-    if not data.startswith(_MAGIC):
+#: the cache file is read in pieces of this size: the lines are the only
+#: full copy of it in memory (a first FETCH 1:* touches that much less memory)
+_READ_SIZE = 1 << 20
+
+
+def _index(f: BinaryIO) -> tuple[dict[str, bytes], bool]:
+    """basename → line, for every line of the cache file *f*, its CRC checked;
+    and whether the lines are plain: no CR or ``\\x01`` (no base64 field)
+    anywhere in the file."""
+    head = f.readline()
+    if not head.startswith(_MAGIC) or not head.endswith(b"\n"):
         raise CacheCorrupt("not a courierpy cache (or another version)")
-    head_end = data.find(b"\n")
-    crc = data[len(_MAGIC) : head_end]
-    if len(crc) != 8 or crc != b"%08x" % zlib.crc32(memoryview(data)[head_end + 1 :]):
-        raise CacheCorrupt("checksum mismatch (damaged or truncated)")
-    if not data.endswith(b"\n"):
+    crc = 0
+    lines: list[bytes] = []
+    tail = b""
+    plain = True
+    while chunk := f.read(_READ_SIZE):
+        crc = zlib.crc32(chunk, crc)
+        if plain and (b"\r" in chunk or b"\x01" in chunk):
+            plain = False
+        part = chunk.split(b"\n")
+        part[0] = tail + part[0]
+        tail = part.pop()
+        lines += part
+    if tail:
         raise CacheCorrupt("truncated")
-    lines = data.split(b"\n")
-    del lines[0], lines[-1]  # the first line, and "" after the last newline
+    if head[len(_MAGIC) : -1] != b"%08x" % crc:
+        raise CacheCorrupt("checksum mismatch (damaged or truncated)")
     try:
         bases = [line[: line.index(b"\t")] for line in lines]
     except ValueError:
         raise CacheCorrupt("malformed line") from None
     keys = b"\n".join(bases).decode("utf-8", "surrogateescape").split("\n")
-    return dict(zip(keys, lines, strict=True))
+    return dict(zip(keys, lines, strict=True)), plain

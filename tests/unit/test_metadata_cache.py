@@ -477,3 +477,25 @@ def test_sort_fields_read_as_the_email_parser_does(tmp_path, head) -> None:
         got = None if got is None else compat32.header_fetch_parse(name, got)
         assert str(got) == str(want.get(name)), name
         assert type(got) is type(want.get(name)), name
+
+
+def test_entries_with_literals_in_their_wire_forms_survive_the_file(tmp_path) -> None:
+    """A wire form holding a control character is stored in base64: the file is
+    then read in its careful mode, the plain entries next to it too."""
+    odd = b"From: a@b\nSubject: a\x01b\nMIME-Version: 1.0\n\nx\n"
+    md, paths = make_folder(tmp_path, {"1.M1P1.h": MSG1, "2.M2P1.h": odd})
+    first = MetadataCache(md)
+    want = entries(first, paths)
+    assert b"a\x01b" in want["2.M2P1.h"][0]
+    first.save()
+    assert b"\x01" in (md / CACHE_NAME).read_bytes()
+    again = MetadataCache(md)
+    assert entries(again, paths) == want
+    assert again.parsed == 0 and not again._plain
+    (md / CACHE_NAME).unlink()
+    plain, paths1 = make_folder(tmp_path / "p", {"1.M1P1.h": MSG1})
+    c = MetadataCache(plain)
+    want1 = entries(c, paths1)
+    c.save()
+    c = MetadataCache(plain)
+    assert entries(c, paths1) == want1 and c._plain and c.parsed == 0
