@@ -315,8 +315,8 @@ def _read_sizelist(path: str) -> _Sizelist | None:
 
 def _write_sizelist(maildir: Path, nextuid: int, uidv: int, box: Pop3Mailbox) -> None:
     head = f"/3 {nextuid} {uidv}\n"
-    lines = map("{} {} {}:{}:{}\n".format, box.filenames, box.sizes, box.uids, box.uidvs,
-                box.utf8)
+    lines = map("%s %d %d:%d:%d\n".__mod__, zip(box.filenames, box.sizes, box.uids, box.uidvs,
+                                                box.utf8, strict=True))
     tmp = Path(maildir) / "tmp" / names.tmp_name("pop3")
     with open(tmp, "wb") as f:
         f.write((head + "".join(lines)).encode("utf-8", "surrogateescape"))
@@ -482,33 +482,36 @@ class Pop3Mailbox:
                 _stats_of(dir_fd, (fn for fn in added if _key(fn) not in entries), stats)
         finally:
             os.close(dir_fd)
-        filenames, sizes, uids, uidvs, utf8 = [], [], [], [], []
-        seen: set[str] = set()
+        kept: list[tuple[str, int, int, int, int]] = []
+        keep, entry_of, stats_of = kept.append, entries.get, stats.get
+        seen: set[str] = set()  # basenames (a message twice under two names: the first)
         used: set[str] = set()  # the list's lines that still have their message
         changed = version != 3
         for fn in _sorted(listing):
-            base = _base(fn)
+            first = fn.find(":")  # _key and _base, inline: this runs once per message
+            if first < 0:
+                base = key = fn
+            else:
+                key, base = fn[:first + 1], fn[:fn.rfind(":")]
             if base in seen:
                 continue
-            key = _key(fn)
-            entry = entries.get(key)
+            entry = entry_of(key)
             if entry is not None:
                 used.add(key)
+                keep((fn, *entry))
             else:
-                got = stats.get(fn)
+                got = stats_of(fn)
                 if got is None:
                     continue  # removed meanwhile by another session
-                entry = (got[0], nextuid, uidv, got[1])
+                keep((fn, got[0], nextuid, uidv, got[1]))
                 nextuid += 1
                 changed = True
             seen.add(base)
-            filenames.append(fn)
-            sizes.append(entry[0])
-            uids.append(entry[1])
-            uidvs.append(entry[2])
-            utf8.append(entry[3])
-        self.filenames, self.sizes, self.uids, self.uidvs, self.utf8 = (
-            filenames, sizes, uids, uidvs, utf8)
+        if kept:
+            (self.filenames, self.sizes, self.uids, self.uidvs,  # type: ignore[assignment]
+             self.utf8) = map(list, zip(*kept, strict=True))
+        else:
+            self.filenames, self.sizes, self.uids, self.uidvs, self.utf8 = [], [], [], [], []
         if changed or len(used) != lines:  # as Courier: new messages, or lines left over
             try:
                 _write_sizelist(self.path, nextuid, uidv, self)
