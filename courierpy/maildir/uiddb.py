@@ -176,10 +176,8 @@ def update(db: UidDb | None, present: Iterable[str], *,
     added = present_set - uids.keys()
     if added:
         nextuid = db.nextuid
-        for base in sorted(added):
-            uids[base] = nextuid
-            nextuid += 1
-        db.nextuid = nextuid
+        uids.update(zip(sorted(added), range(nextuid, nextuid + len(added)), strict=True))
+        db.nextuid = nextuid + len(added)
         changed = True
     return db, changed
 
