@@ -132,6 +132,7 @@ class Maildir:
     def __init__(self, path: str | os.PathLike[str], *, env_quota: str | None = None,
                  lock_timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self._root = os.fspath(path) + "/"  # for string paths in the scan
         self.env_quota = env_quota
         self.lock_timeout = lock_timeout
         self._names: dict[str, str] = {}  # basename → filename in cur/, from the last scan
@@ -141,9 +142,13 @@ class Maildir:
 
     def _move_new(self) -> set[str]:
         recent = set()
-        new = os.fspath(self.path / "new") + os.sep
-        cur = os.fspath(self.path / "cur") + os.sep
-        for name in _list_dir(self.path / "new"):
+        new = self._root + "new/"
+        cur = self._root + "cur/"
+        try:
+            listed = [n for n in os.listdir(new) if n[0] != "."]
+        except FileNotFoundError:
+            listed = []
+        for name in listed:
             target = name if ":" in name else name + names.INFO_PREFIX
             try:
                 os.rename(new + name, cur + target)
@@ -155,7 +160,7 @@ class Maildir:
     def _list_cur(self, inodes: dict[str, int] | None = None) -> dict[str, str]:
         """basename → name in cur/ (and → inode number into *inodes* if given)."""
         found: dict[str, str] = {}
-        _list_messages(os.fspath(self.path / "cur"), found, inodes)
+        _list_messages(self._root + "cur", found, inodes)
         return found
 
     def listing(self, *, move_new: bool = True, inodes: bool = True) -> Listing:
@@ -168,7 +173,7 @@ class Maildir:
             recent = self._move_new() if move_new else set()
             found = self._list_cur(ino_map)
             if not move_new:
-                _list_messages(os.fspath(self.path / "new"), found, ino_map, "../new/")
+                _list_messages(self._root + "new", found, ino_map, "../new/")
             db = uiddb.read(self.path)
             if db is not None:
                 missing = [b for b in db.uids.keys() - found.keys()]

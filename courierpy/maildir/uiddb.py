@@ -120,7 +120,8 @@ def parse(data: bytes) -> UidDb | None:
 def read(folder: str | os.PathLike[str]) -> UidDb | None:
     """The folder's uiddb, or None if it is missing or its first line is bad."""
     try:
-        data = Path(folder, UIDDB).read_bytes()
+        with open(f"{os.fspath(folder)}/{UIDDB}", "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return None
     return parse(data)
@@ -207,10 +208,10 @@ def _lock_is_stale(lock: Path, host: str) -> bool:
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], *, timeout: float = 30.0) -> Iterator[None]:
     """Hold Courier's ``tmp/courier.lock`` dot-lock on *folder*."""
-    tmpdir = Path(folder) / "tmp"
-    lock = tmpdir / LOCKFILE
+    tmpdir = os.fspath(folder) + "/tmp/"
+    lock = tmpdir + LOCKFILE
     host = names.hostname()
-    mine = tmpdir / names.tmp_name("courierlock")
+    mine = tmpdir + names.tmp_name("courierlock", host=host)
     fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, f"{os.getpid()}:{host}".encode())
@@ -225,7 +226,7 @@ def folder_lock(folder: str | os.PathLike[str], *, timeout: float = 30.0) -> Ite
                 break
             except FileExistsError:
                 pass
-            if _lock_is_stale(lock, host):
+            if _lock_is_stale(Path(lock), host):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
                 continue
