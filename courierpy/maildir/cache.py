@@ -551,6 +551,11 @@ class MetadataCache:
         meta = self._decoded.get(basename)
         if meta is not None:
             return meta
+        return self._decode(basename)
+
+    def _decode(self, basename: str) -> MessageMeta | None:
+        """The entry of *basename* (not decoded yet): parsed this session, or
+        from the file (None if neither has it)."""
         rec = self._new.get(basename)  # parsed this session
         try:
             if rec is not None:
@@ -565,7 +570,10 @@ class MetadataCache:
         except CacheCorrupt as e:
             self._discard(f"entry for {basename!r}: {e}")
             return None
-        self._remember(basename, meta)
+        decoded = self._decoded
+        decoded[basename] = meta
+        if len(decoded) > self.MAX_DECODED:
+            del decoded[next(iter(decoded))]  # the one decoded first
         return meta
 
     def _remember(self, basename: str, meta: MessageMeta) -> None:
@@ -605,13 +613,13 @@ class MetadataCache:
         :class:`courierpy.maildir.store.MessageGone` is raised.
         """
         meta = self._decoded.get(basename)
-        if meta is not None and basename in self._valid:
+        if meta is None:
+            meta = self._decode(basename)
+        elif basename in self._valid:
             return meta
-        meta = self._lookup(basename)
-        if meta is not None:
-            if meta.ino and self.inodes.get(basename) == meta.ino:
-                self._valid.add(basename)  # see _trusted_ino: ,S= was checked then
-                return meta
+        if meta is not None and meta.ino and self.inodes.get(basename) == meta.ino:
+            self._valid.add(basename)  # see _trusted_ino: ,S= was checked then
+            return meta
         return self._check(path, basename, meta)
 
     def verify(self, path: Path | str, basename: str) -> MessageMeta:
