@@ -131,7 +131,7 @@ class MessageMeta:
 
     __slots__ = ("size", "mtime_ns", "rfc822_size", "envelope", "ino", "norm", "_bs", "_bd",
                  "_headers", "_dates", "_tree_json", "_tree", "_search_json", "_sort_json",
-                 "_line")
+                 "_line", "_json")
 
     def __init__(self, size: int, mtime_ns: int, rfc822_size: int, envelope: bytes,
                  bodystructure: bytes, body: bytes,
@@ -156,14 +156,22 @@ class MessageMeta:
         self._sort_json = sort_json
         #: the rest of a plain cache line (BODYSTRUCTURE onwards), not yet split
         self._line: bytes | None = None
+        #: its three JSON fields, not yet split
+        self._json: bytes | None = None
 
     def _split_rest(self) -> None:
         rest = self._line
         assert rest is not None
-        # five plain fields (counted by from_line)
-        self._bs, self._bd, self._search_json, self._tree_json, self._sort_json = (
-            rest.split(b"\t"))
+        # five plain fields (counted by from_line): the JSON ones stay together
+        self._bs, self._bd, self._json = rest.split(b"\t", 2)
         self._line = None
+
+    def _split_json(self) -> None:
+        if self._line is not None:
+            self._split_rest()
+        assert self._json is not None
+        self._search_json, self._tree_json, self._sort_json = self._json.split(b"\t")
+        self._json = None
 
     @property
     def bodystructure(self) -> bytes:
@@ -180,21 +188,21 @@ class MessageMeta:
     @property
     def search_json(self) -> bytes:
         """The search data as stored (b"" for an entry parsed in this session)."""
-        if self._line is not None:
-            self._split_rest()
+        if self._line is not None or self._json is not None:
+            self._split_json()
         return self._search_json
 
     @property
     def tree_json(self) -> str | bytes:
-        if self._line is not None:
-            self._split_rest()
+        if self._line is not None or self._json is not None:
+            self._split_json()
         return self._tree_json
 
     @property
     def sort_json(self) -> bytes:
         """JSON of :func:`sort_fields` (decoded by :meth:`sort_headers`)."""
-        if self._line is not None:
-            self._split_rest()
+        if self._line is not None or self._json is not None:
+            self._split_json()
         return self._sort_json
 
     @property
