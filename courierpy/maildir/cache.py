@@ -125,13 +125,13 @@ class MessageMeta:
     parts or attached messages) has to its values, unfolded and RFC 2047-decoded; *dates*
     are its readable Date: fields (same scope) as POSIX times.  :meth:`tree` rebuilds the
     part tree from its JSON on first use.  An entry read from the cache file
-    splits out only what FETCH ENVELOPE needs (sizes, mtime, inode, ENVELOPE);
-    the rest of its line is split when first asked for.
+    splits out what FETCH needs (sizes, mtime, inode, ENVELOPE, BODYSTRUCTURE,
+    BODY); its JSON fields are split when first asked for.
     """
 
     __slots__ = ("size", "mtime_ns", "rfc822_size", "envelope", "ino", "norm", "_bs", "_bd",
                  "_headers", "_dates", "_tree_json", "_tree", "_search_json", "_sort_json",
-                 "_line", "_json")
+                 "_json")
 
     def __init__(self, size: int, mtime_ns: int, rfc822_size: int, envelope: bytes,
                  bodystructure: bytes, body: bytes,
@@ -154,54 +154,40 @@ class MessageMeta:
         self._tree: Part | None = None
         self._search_json = search_json
         self._sort_json = sort_json
-        #: the rest of a plain cache line (BODYSTRUCTURE onwards), not yet split
-        self._line: bytes | None = None
-        #: its three JSON fields, not yet split
+        #: the three JSON fields of a plain cache line, not yet split
         self._json: bytes | None = None
 
-    def _split_rest(self) -> None:
-        rest = self._line
-        assert rest is not None
-        # five plain fields (counted by from_line): the JSON ones stay together
-        self._bs, self._bd, self._json = rest.split(b"\t", 2)
-        self._line = None
-
     def _split_json(self) -> None:
-        if self._line is not None:
-            self._split_rest()
         assert self._json is not None
+        # three plain fields (counted by from_line)
         self._search_json, self._tree_json, self._sort_json = self._json.split(b"\t")
         self._json = None
 
     @property
     def bodystructure(self) -> bytes:
-        if self._line is not None:
-            self._split_rest()
         return self._bs
 
     @property
     def body(self) -> bytes:
-        if self._line is not None:
-            self._split_rest()
         return self._bd
 
     @property
     def search_json(self) -> bytes:
         """The search data as stored (b"" for an entry parsed in this session)."""
-        if self._line is not None or self._json is not None:
+        if self._json is not None:
             self._split_json()
         return self._search_json
 
     @property
     def tree_json(self) -> str | bytes:
-        if self._line is not None or self._json is not None:
+        if self._json is not None:
             self._split_json()
         return self._tree_json
 
     @property
     def sort_json(self) -> bytes:
         """JSON of :func:`sort_fields` (decoded by :meth:`sort_headers`)."""
-        if self._line is not None or self._json is not None:
+        if self._json is not None:
             self._split_json()
         return self._sort_json
 
@@ -288,15 +274,15 @@ class MessageMeta:
         """:meth:`from_record` of a cache file line (its basename ignored).
 
         *plain*: the file was checked as a whole (no CR and no base64 field
-        anywhere): the fields up to ENVELOPE are split out, the rest is
-        split when first asked for."""
+        anywhere): the fields up to BODY are split out, the three JSON fields
+        when first asked for."""
         try:
             if plain:
-                _, ino, size, mtime, rfc822, env, rest = line.split(b"\t", 6)
-                if rest.count(b"\t") != 4:
+                _, ino, size, mtime, rfc822, env, bs, bd, rest = line.split(b"\t", 8)
+                if rest.count(b"\t") != 2:
                     raise CacheCorrupt("wrong number of fields")
-                meta = cls(int(size), int(mtime), int(rfc822), env, b"", b"", ino=int(ino))
-                meta._line = rest
+                meta = cls(int(size), int(mtime), int(rfc822), env, bs, bd, ino=int(ino))
+                meta._json = rest
                 return meta
             _, ino, size, mtime, rfc822, env, bs, bd, search_json, tree, sort_json = (
                 line.split(b"\t"))
