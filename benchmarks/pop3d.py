@@ -29,6 +29,12 @@ Two row sets:
 
 Ratios ours/Courier are printed; the issue's goal is every ratio <= 1 (fork and
 chain) and a first login far faster than Courier's. Measurements, not tests.
+
+Reading the 20-message row: in ``fork`` most of ours is the fork and exit of
+this (measuring) Python process, against a vfork+exec of Courier's small C
+program; in ``chain`` most of it is the login stage (greeting) and authdaemond
+(PASS), pop3d's own part being about 3 ms (most of it parsing pop3d and
+pop3d-ssl).
 """
 
 from __future__ import annotations
