@@ -313,7 +313,11 @@ def test_property_slow_schemes(password):
     for scheme, rounds in (("sha256-crypt", 1000), ("sha512-crypt", 1000), ("bcrypt", 4)):
         stored = hash_password(password, scheme, rounds=rounds)
         assert verify(password, stored)
-        assert not verify(password + "!", stored)
+        if scheme == "bcrypt" and len(password.encode()) >= 72:
+            # every bcrypt (libxcrypt's, so Courier's) reads only the first 72 bytes
+            assert verify(password + "!", stored)
+        else:
+            assert not verify(password + "!", stored)
 
 
 @settings(max_examples=200, deadline=None)
