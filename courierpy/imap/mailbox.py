@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from courierpy.imap import texts
+from courierpy.imap.flags import imap_flags
 from courierpy.imap.responses import Atom, RespCode, ResponseCode, UntaggedStatus
 from courierpy.maildir import keywords as kwmod
 from courierpy.maildir.acl import to_imap_rights
@@ -58,8 +59,6 @@ class Entry:
 
 def flag_list(entry: Entry) -> tuple[str, ...]:
     """The message's FETCH FLAGS, in Courier's order (courierpy.imap.flags)."""
-    from courierpy.imap.flags import imap_flags
-
     return imap_flags(entry.letters, _kw_order(entry.keywords), entry.recent)
 
 
