@@ -23,6 +23,8 @@ The client reads responses (literals included) in big chunks and scans only
 for the tagged line; its own cost is reported once: the NOOP round trip, and
 the time to scan the largest response captured. Medians, ratios ours/Courier,
 and each goal of issue 5 as met or MISSED. Measurements, not tests.
+``--no-append`` leaves out the APPEND row (Courier's APPENDs take most of a
+run): for quicker runs while iterating; the default is the full run.
 """
 
 from __future__ import annotations
