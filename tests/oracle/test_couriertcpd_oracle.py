@@ -333,7 +333,19 @@ def test_limits_hold_exactly_under_a_burst(tmp_path: Path) -> None:
                         tmp_path, same)
         total = _burst(exe, ["-nodnslookup", "-noidentlookup", "-maxprocs=5"], tmp_path, many)
         results[name] = (per_ip, total)
-    assert results["ours"] == results["courier"]
+    # In the per-address burst each refused connection is closed by a short-lived child
+    # that holds a -maxprocs slot until it is reaped; whether 7 or 8 slots are ever busy
+    # at once (the WARN/ALERT "active connections" lines) depends on how fast those
+    # children exit, with Courier's couriertcpd as with ours. Everything else is exact.
+    def steady(result: tuple) -> tuple:
+        outcome, log = result
+        return outcome, [line for line in log if "active connections" not in line]
+
+    ours, courier = results["ours"], results["courier"]
+    assert steady(ours[0]) == steady(courier[0])
+    assert ours[1] == courier[1]
+    busy = {"ALERT: 8 maximum active connections.", "WARN: 7 active connections."}
+    assert {line for line in ours[0][1] if "active connections" in line} <= busy
     (per_ip_outcome, per_ip_log), (total_outcome, _) = results["ours"]
     assert per_ip_outcome.count("hi\n") == 3 and per_ip_outcome.count("closed") == 9
     assert total_outcome.count("hi\n") == 5 and total_outcome.count("waiting") == 7
