@@ -71,10 +71,15 @@ _KEYS = ("POP3AUTH", "POP3AUTH_TLS", "POP3_STARTTLS", "POP3_TLS", "POP3_TLS_REQU
          "MIME_UNICODE_MESSAGE_TYPE")
 
 
-def load_config(config_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """pop3d then pop3d-ssl from *config_dir* (when present), then the environment wins."""
+def load_config(config_dir: Path | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """pop3d then pop3d-ssl from *config_dir* (when present), then the environment wins.
+
+    *config_dir* None: the environment alone, as for a session handed over by a
+    login stage (Courier's courierpop3d reads no file: its start script put the
+    configuration into the environment, and so does ours).
+    """
     values: dict[str, str] = {}
-    for name in ("pop3d", "pop3d-ssl"):
+    for name in ("pop3d", "pop3d-ssl") if config_dir is not None else ():
         path = config_dir / name
         if path.exists():
             values.update(read_shell_vars(path))
@@ -249,7 +254,7 @@ def _serve(maildir_arg: str, config_dir: Path, environ: Mapping[str, str] | None
     env = os.environ if environ is None else environ
     err = log or sys.stderr
     try:
-        config = load_config(config_dir, env)
+        config = load_config(None if env.get("AUTHENTICATED") else config_dir, env)
     except ConfigError as exc:
         _log(err, f"ERR: {exc}")
         return 1
