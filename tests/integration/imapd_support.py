@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -170,3 +171,49 @@ def put_new(maildir: Path, message: bytes, n: int = 0) -> Path:
     final = maildir / "new" / base
     os.rename(tmp, final)
     return final
+
+
+class LineConn:
+    """A line-at-a-time client on a connected socket: IMAP commands, POP3 lines, STARTTLS."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.file = sock.makefile("rb")
+
+    @classmethod
+    def to(cls, port: int, tls: ssl.SSLContext | None = None) -> LineConn:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        return cls(tls.wrap_socket(sock) if tls is not None else sock)
+
+    def line(self) -> bytes:
+        ln = self.file.readline()
+        if not ln:
+            raise EOFError
+        return ln.rstrip(b"\r\n")
+
+    def imap(self, tag: str, text: str) -> list[bytes]:
+        """Send ``tag text``; every line up to and including the tagged one."""
+        self.sock.sendall(f"{tag} {text}\r\n".encode())
+        out = [self.line()]
+        while not out[-1].startswith(tag.encode() + b" "):
+            out.append(self.line())
+        return out
+
+    def pop(self, text: str) -> bytes:
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.line()
+
+    def starttls(self, ctx: ssl.SSLContext | None = None) -> None:
+        """Wrap the connection in TLS (after the server's go-ahead); no verification by default."""
+        if ctx is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        self.file.close()
+        self.sock = ctx.wrap_socket(self.sock)
+        self.file = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+

@@ -26,6 +26,7 @@ import pytest
 
 from courierpy.cli.mkimapdcert import make_certificate
 from tests.instance import Instance
+from tests.integration.imapd_support import LineConn
 from tests.support import REPO, free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -86,43 +87,21 @@ def server(instance: Instance, tmp_path: Path, pems: dict[str, bytes]) -> Iterat
             proc.wait(timeout=30)
 
 
-class Conn:
+class Conn(LineConn):
+    """A connection with its greeting read; ``port`` is the client's own port."""
+
     def __init__(self, port: int) -> None:
-        self.sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=15)
+        super().__init__(socket.create_connection(("127.0.0.1", port), timeout=15))
         self.port = self.sock.getsockname()[1]
-        self.file = self.sock.makefile("rb")
         self.greeting = self.line()
 
-    def line(self) -> bytes:
-        ln = self.file.readline()
-        if not ln:
-            raise EOFError
-        return ln.rstrip(b"\r\n")
-
-    def imap(self, tag: str, text: str) -> list[bytes]:
-        self.sock.sendall(f"{tag} {text}\r\n".encode())
-        out = []
-        while True:
-            out.append(self.line())
-            if out[-1].startswith(tag.encode() + b" "):
-                return out
-
-    def starttls(self) -> bytes:
+    def starttls_cert(self) -> bytes:
         """STARTTLS; the server's certificate (DER)."""
         assert self.imap("t", "STARTTLS")[-1].startswith(b"t OK")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.file.close()
-        self.sock = ctx.wrap_socket(self.sock)
-        self.file = self.sock.makefile("rb")
+        self.starttls()
         der = self.sock.getpeercert(binary_form=True)
         assert der is not None
         return der
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
 
 
 def _cn(der: bytes) -> str:
@@ -152,14 +131,14 @@ def test_a_changed_config_file_counts_from_the_next_connection(server: Server,
 def test_a_changed_certificate_counts_from_the_next_connection(
         server: Server, pems: dict[str, bytes]) -> None:
     c = Conn(server.port)
-    assert _cn(c.starttls()) == "first.example"
+    assert _cn(c.starttls_cert()) == "first.example"
     c.close()
     for n, name in enumerate(("second.example", "first.example", "second.example")):
         tmp = server.cert.with_suffix(".new")
         tmp.write_bytes(pems[name])
         tmp.replace(server.cert)
         c = Conn(server.port)
-        assert _cn(c.starttls()) == name
+        assert _cn(c.starttls_cert()) == name
         assert c.imap("a", "LOGIN erin erinpw")[-1] == b"a OK LOGIN Ok."
         c.close()
         if n == 0:

@@ -7,44 +7,25 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from pathlib import Path
 
 from tests.instance import Instance
-from tests.integration.imapd_support import ImapdListener, base_env
+from tests.integration.imapd_support import ImapdListener, LineConn, base_env
 from tests.support import require
 
 BYE = b"* BYE Courier-IMAP server shut down by signal."
 
 
-class TlsClient:
+class TlsClient(LineConn):
+    """Connected, STARTTLS done."""
+
     def __init__(self, port: int) -> None:
-        raw = socket.create_connection(("127.0.0.1", port), timeout=15)
-        self.file = raw.makefile("rb")
+        super().__init__(socket.create_connection(("127.0.0.1", port), timeout=15))
         assert self.line().startswith(b"* OK")
-        raw.sendall(b"s1 STARTTLS\r\n")
-        assert self.line() == b"s1 OK Begin SSL/TLS negotiation now."
-        self.file.close()
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(raw)
-        self.file = self.sock.makefile("rb")
-
-    def line(self) -> bytes:
-        ln = self.file.readline()
-        if not ln:
-            raise EOFError
-        return ln.rstrip(b"\r\n")
-
-    def command(self, tag: str, text: str) -> list[bytes]:
-        self.sock.sendall(f"{tag} {text}\r\n".encode())
-        out = [self.line()]
-        while not out[-1].startswith(tag.encode() + b" "):
-            out.append(self.line())
-        return out
+        assert self.imap("s1", "STARTTLS") == [b"s1 OK Begin SSL/TLS negotiation now."]
+        self.starttls()
 
 
 def _session_pid(listener: ImapdListener, count: int) -> int:
@@ -71,9 +52,9 @@ def test_sigterm_over_starttls(instance: Instance, tmp_path: Path) -> None:
         listener = ImapdListener([], env)
         with listener as port:
             idle = TlsClient(port)
-            assert idle.command("a1", "LOGIN erin erinpw")[-1] == b"a1 OK LOGIN Ok."
+            assert idle.imap("a1", "LOGIN erin erinpw")[-1] == b"a1 OK LOGIN Ok."
             busy = TlsClient(port)
-            assert busy.command("a1", "LOGIN erin erinpw")[-1] == b"a1 OK LOGIN Ok."
+            assert busy.imap("a1", "LOGIN erin erinpw")[-1] == b"a1 OK LOGIN Ok."
             busy.sock.sendall(f"a2 APPEND INBOX {{{len(message)}}}\r\n".encode())
             assert busy.line() == b"+ OK"
             busy.sock.sendall(message[:half])

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.instance import Instance, deliver
+from tests.integration.imapd_support import LineConn
 from tests.support import REPO, free_port, require
 
 BIN = REPO / "bin"
@@ -118,40 +119,7 @@ def _ctx(version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
     return ctx
 
 
-class Conn:
-    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
-        self.sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=15)
-        if tls is not None:
-            self.sock = tls.wrap_socket(self.sock)
-        self.file = self.sock.makefile("rb")
-
-    def line(self) -> bytes:
-        ln = self.file.readline()
-        if not ln:
-            raise EOFError
-        return ln.rstrip(b"\r\n")
-
-    def imap(self, tag: str, text: str) -> list[bytes]:
-        self.sock.sendall(f"{tag} {text}\r\n".encode())
-        out = []
-        while True:
-            ln = self.line()
-            out.append(ln)
-            if ln.startswith(tag.encode() + b" "):
-                return out
-
-    def pop(self, text: str) -> bytes:
-        self.sock.sendall(text.encode() + b"\r\n")
-        return self.line()
-
-    def starttls(self, ctx: ssl.SSLContext) -> None:
-        self.file.close()
-        self.sock = ctx.wrap_socket(self.sock)
-        self.file = self.sock.makefile("rb")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+Conn = LineConn.to
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
