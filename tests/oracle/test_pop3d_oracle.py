@@ -648,9 +648,11 @@ def test_two_sessions_identical(homes: tuple[Path, Path]) -> None:
     for prog, home in ((COURIER_POP3D, homes[0]), (OUR_POP3D, homes[1])):
         a, b = _Piped(prog, home), _Piped(prog, home)
         got = [a.greeting, b.greeting, a.ask(b"STAT"), b.ask(b"STAT"), a.ask(b"DELE 1"),
-               a.ask(b"DELE 2"), a.ask(b"QUIT"), b.ask(b"DELE 1"), b.ask(b"DELE 3"),
-               b.ask(b"RETR 2"), b.ask(b"LIST 2"), b.ask(b"QUIT")]
+               a.ask(b"DELE 2"), a.ask(b"QUIT")]
+        # Courier's pop3d may answer QUIT before its deletions are done: wait for the end
         a.end()
+        got += [b.ask(b"DELE 1"), b.ask(b"DELE 3"), b.ask(b"RETR 2"), b.ask(b"LIST 2"),
+                b.ask(b"QUIT")]
         b.end()
         outs.append((got, state(home)))
     assert outs[0][0][6] == b"+OK Bye-bye.\r\n" and outs[0][0][-1] == b"+OK Bye-bye.\r\n"
