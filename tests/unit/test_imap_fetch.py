@@ -22,6 +22,7 @@ from courierpy.imap.flags import SYSTEM_FLAGS, imap_flags, keywords_in, letters_
 from courierpy.imap.responses import LiteralStream
 from courierpy.maildir.cache import MetadataCache
 from courierpy.mime.imapwire import message_wire
+from tests.support import require
 from tests.unit.test_imap_grammar import feed
 
 MSG = (
@@ -104,8 +105,7 @@ def test_internaldate_as_localtime_gives_it(monkeypatch, zone) -> None:
     1930s and the epoch."""
     from courierpy.imap.fetch import _internaldate
 
-    if not Path("/usr/share/zoneinfo", zone).exists():
-        pytest.skip(f"no zoneinfo for {zone}")
+    require(f"/usr/share/zoneinfo/{zone}", "Debian's tzdata")
     monkeypatch.setenv("TZ", zone)
     time.tzset()
     try:
