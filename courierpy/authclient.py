@@ -88,12 +88,14 @@ class Timeouts:
         )
 
 
-def socket_path_from_config(config_dir: Path | str) -> Path:
-    """``<authdaemonvar>/socket``, authdaemonvar read from ``authdaemonrc``."""
+def socket_path_from_config(
+    config_dir: Path | str, read: Callable[[Path], Mapping[str, str]] = read_shell_vars
+) -> Path:
+    """``<authdaemonvar>/socket``, authdaemonvar read from ``authdaemonrc`` by *read*."""
     rc = Path(config_dir) / "authdaemonrc"
     var = DEFAULT_AUTHDAEMONVAR
     if rc.exists():
-        var = read_shell_vars(rc).get("authdaemonvar") or var
+        var = read(rc).get("authdaemonvar") or var
     return Path(var) / "socket"
 
 

@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
-from courierpy.authclient import DEFAULT_AUTHDAEMONVAR, AuthClient, socket_path_from_config
+from courierpy.authclient import AuthClient, socket_path_from_config
 from courierpy.config import ConfigFile, parse_shell_vars, read_shell_vars
 from courierpy.errors import CourierError
 from courierpy.login import faildelay
@@ -150,21 +150,12 @@ def tls_contexts(
     return None, None
 
 
-def _socket_path(config_dir: Path, cache: StartupCache | None) -> Path:
-    if cache is None:
-        return socket_path_from_config(config_dir)
-    rc = config_dir / "authdaemonrc"
-    var = DEFAULT_AUTHDAEMONVAR
-    if rc.exists():
-        var = cache.shell_vars(rc).get("authdaemonvar") or var
-    return Path(var) / "socket"
-
-
 def auth_and_delay(
     config_dir: Path, env: Mapping[str, str], cache: StartupCache | None = None,
 ) -> tuple[AuthClient, faildelay.FailDelay]:
     """The authdaemon client (with the peer's address) and the failed-login delay."""
-    path = _socket_path(config_dir, cache)
+    path = (socket_path_from_config(config_dir) if cache is None
+            else socket_path_from_config(config_dir, cache.shell_vars))
     auth = AuthClient(path, meta={k: env[k] for k in ("TCPREMOTEIP", "TCPREMOTEPORT")
                                   if k in env})
     return auth, faildelay.from_env(env, path.parent)
