@@ -211,6 +211,21 @@ def _namespace_pids(holder: int) -> set[int]:
     return out
 
 
+def courier_tcpd(ns, root: Path, port: int, service: str, login: str,  # type: ignore[no-untyped-def]
+                 program: str, limit: int, extra: str = "") -> subprocess.Popen[bytes]:
+    """The real couriertcpd in the real authdaemond's namespace *ns*, as Courier's start
+    script runs it: /etc/courier/SERVICE and SERVICE-ssl in its environment (then *extra*
+    shell assignments), LOGIN in front of PROGRAM, *limit* connections; its own process
+    group, its log in ROOT/courier.log."""
+    script = (f"set -a; . /etc/courier/{service}; . /etc/courier/{service}-ssl; {extra}"
+              f"exec couriertcpd -address=127.0.0.1 -maxprocs={limit} -maxperip={limit} "
+              f"-nodnslookup -noidentlookup -stderr={root}/courier.log {port} "
+              f"{login} {program} Maildir")
+    return ns.popen(["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin", "sh", "-c", script],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def setup(root: Path) -> tuple[Path, Path, str]:
     etc = root / "etc"
     etc.mkdir()
@@ -268,14 +283,8 @@ def main() -> int:
                        env=env, check=True)
         _wait(p_ours)
         with real_authdaemond(etc, root / "courier-run") as ns:
-            script = (f"set -a; . /etc/courier/imapd; . /etc/courier/imapd-ssl; "
-                      f"IMAP_EMPTYTRASH=; exec couriertcpd -address=127.0.0.1 -maxprocs=200 "
-                      f"-maxperip=200 -nodnslookup -noidentlookup "
-                      f"-stderr={root}/courier.log {p_courier} {COURIER_LIB}/imaplogin "
-                      f"/usr/bin/imapd Maildir")
-            courier = ns.popen(["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin", "sh", "-c", script],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+            courier = courier_tcpd(ns, root, p_courier, "imapd", f"{COURIER_LIB}/imaplogin",
+                                   "/usr/bin/imapd", 200, "IMAP_EMPTYTRASH=; ")
             procs.append(courier)
             _wait(p_courier)
             with (ours_etc / "imapd").open("a") as f:

@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from benchmarks.login_select import _free_port, _wait
+from benchmarks.login_select import _free_port, _wait, courier_tcpd
 from courierpy.pop3.server import serve
 
 COURIER = "/usr/lib/courier/courier/courierpop3d"
@@ -268,13 +268,7 @@ def _courier_chain(root: Path, etc: Path) -> Iterator[int]:
     write_authdaemonrc(etc)  # Courier's compiled-in /run/courier/authdaemon
     port = _free_port()
     with real_authdaemond(etc, root / "courier-run") as ns:
-        script = (f"set -a; . /etc/courier/pop3d; . /etc/courier/pop3d-ssl; "
-                  f"exec couriertcpd -address=127.0.0.1 -maxprocs=40 -maxperip=40 "
-                  f"-nodnslookup -noidentlookup -stderr={root}/courier.log {port} "
-                  f"{COURIER_LOGIN} {COURIER} Maildir")
-        tcpd = ns.popen(["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin", "sh", "-c", script],
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL, start_new_session=True)
+        tcpd = courier_tcpd(ns, root, port, "pop3d", COURIER_LOGIN, COURIER, 40)
         try:
             _wait(port)
             yield port
