@@ -169,19 +169,37 @@ def _tree_cpu(roots: set[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _server_sockets(port: int) -> set[str]:
+    """``socket:[inode]`` of the connected sockets whose local port is *port*."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01":  # ESTABLISHED
+                out.add(f"socket:[{f[9]}]")
+    return out
+
+
 def idle_memory(port: int, home: str, n: int = 10) -> tuple[float, float, int]:
-    """Median RSS and PSS (KiB) of the session processes of *n* idle logged-in connections."""
+    """Median RSS and PSS (KiB) of the session processes of *n* idle logged-in connections:
+    those that run in the account's home with a connection of *port* on fd 0."""
     keep: list[socket.socket] = []
     try:
         for _ in range(n):
             session(port, keep)
         time.sleep(0.3)
+        sockets = _server_sockets(port)
         pids = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
-                try:  # a session process runs in the account's home
+                try:
                     cwd = os.readlink(f"/proc/{entry}/cwd")
-                    if cwd == home or cwd.startswith(home + "/"):
+                    if ((cwd == home or cwd.startswith(home + "/"))
+                            and os.readlink(f"/proc/{entry}/fd/0") in sockets):
                         pids.append(int(entry))
                 except OSError:
                     continue

@@ -19,6 +19,7 @@ from typing import NoReturn
 import click
 
 from courierpy.cli.options import config_dir_option
+from courierpy.login.handoff import Transfer
 from courierpy.login.logline import log as log_line
 from courierpy.login.startup import StartupCache, auth_and_delay, read_config, tls_contexts
 from courierpy.tls import TLSConfigError
@@ -42,8 +43,9 @@ def start(config_dir: Path, implicit_tls: bool, environ: Mapping[str, str],
 
 
 def run(config_dir: Path, implicit_tls: bool, program: Sequence[str],
-        cache: StartupCache | None = None) -> NoReturn:
-    """The command, once its arguments are parsed: serve fds 0/1, then exit."""
+        cache: StartupCache | None = None, transfer: Transfer | None = None) -> NoReturn:
+    """The command, once its arguments are parsed: serve fds 0/1, then exit (a
+    plain-text session is offered to *transfer*: see courierpy.login.workers)."""
     from courierpy.login import imap
 
     try:
@@ -52,7 +54,8 @@ def run(config_dir: Path, implicit_tls: bool, program: Sequence[str],
         log_line(os.environ, f"ERR: {e}")
         sys.exit(1)
     auth, delay = auth_and_delay(config_dir, env, cache)
-    sys.exit(imap.serve(program, env, auth, delay, implicit_tls=implicit, starttls=starttls))
+    sys.exit(imap.serve(program, env, auth, delay, implicit_tls=implicit, starttls=starttls,
+                        transfer=transfer))
 
 
 def warm(cache: StartupCache, config_dir: Path, implicit_tls: bool,

@@ -21,11 +21,14 @@ the one they were parsed with parses them itself.  The heap is frozen
 (``gc.freeze``) before serving so that a child's collections never visit,
 and so never copy, the parent's objects.
 
-A spare process forked ahead of each connection (and handed the connection
-over a socket pair) was tried and measured: it did not shorten the greeting
-of back-to-back connections and cost 1.5-2 ms more CPU per session (a child
-alive beside the parent at all times makes the parent's own writes copy
-pages), so each connection is still a fork at accept time, as Courier's.
+A fork is still milliseconds of kernel time for an interpreter this size, so
+plain-text connections are not forked at all once the server is warm: they go
+to processes kept from earlier connections (courierpy.login.workers: login
+workers as root, session workers as an account's ids).  Implicit TLS, and the
+options that need code between fork and exec (DNS and ident look-ups, ``-block``,
+``-allow``, ``-drop``, ``-stderr=socket``), keep a fork per connection.
+(A spare process forked ahead of each connection was tried first: no shorter
+greeting, 1.5-2 ms more CPU per session.)
 """
 
 from __future__ import annotations
@@ -33,12 +36,17 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import socket
 import sys
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
-from courierpy.login.handoff import set_environ
+from courierpy import proc
+from courierpy.errors import CourierError
+from courierpy.login import workers
+from courierpy.login.handoff import Handover, own_program, run_session, set_environ
+from courierpy.login.logline import log as log_line
 from courierpy.login.startup import StartupCache
 from courierpy.tcpd.server import TcpdServer
 
@@ -94,6 +102,13 @@ class FastTcpdServer(TcpdServer):
             return
         self._params = self._parse_args()
         self._refresh()
+        o = self.opts
+        self.pool: workers.Pool | None = None
+        if (self._params is not None and not self._params["implicit_tls"] and o.nodnslookup
+                and o.noidentlookup and not o.block and not o.allow and not o.drop
+                and o.stderr != "socket"):
+            self.pool = workers.Pool(fork=self._fork_worker, release=self.slots.release,
+                                     idle_lifetime=workers.idle_lifetime(self.environ))
 
     def _parse_args(self) -> dict[str, Any] | None:
         """The login command's parameters, as its click command would give them."""
@@ -120,10 +135,163 @@ class FastTcpdServer(TcpdServer):
 
     def _handle(self, conn) -> None:  # type: ignore[no-untyped-def]
         super()._handle(conn)
-        if self._fast is None:
-            return
+        if self._fast is not None and self.pool is None:
+            self._refresh_if_stale()
+
+    def _refresh_if_stale(self) -> None:
         if time.monotonic() - self._refreshed >= REFRESH_INTERVAL:
             self._refresh()
+
+    # -- the kept processes (courierpy.login.workers) ----------------------------------
+
+    def _start(self, conn, env: dict[str, str], remote_ip: str) -> None:  # type: ignore[no-untyped-def]
+        if self.pool is None or env.get("COURIER_CONFDIR") != self._confdir_env:
+            super()._start(conn, env, remote_ip)
+            return
+        # detached: the pool's is then the only descriptor of it in this process, so no
+        # worker forked meanwhile inherits a copy that would keep the connection open
+        self.pool.start_login(conn.detach(), env, remote_ip)
+
+    def _fork_worker(self, key: str, message: dict[str, object],
+                     fd: int) -> workers.WorkerRef | None:
+        """A new worker of the pool *key*, given its first job."""
+        assert self.pool is not None
+        if key == workers.LOGIN:
+            self._refresh_if_stale()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError as e:
+            mine.close()
+            theirs.close()
+            self._say(f"fork: {e.strerror}")
+            return None
+        if pid == 0:  # pragma: no cover - the worker
+            try:
+                mine.close()
+                for w in self.pool.workers.values():
+                    if w.sock.fileno() >= 0:
+                        w.sock.close()
+                self._leave_parent()
+                self._work(theirs, message, fd)
+            except BaseException as e:  # noqa: BLE001 - nothing may escape a forked child
+                try:
+                    os.write(2, f"couriertcpd: worker: {e}\n".encode())
+                except OSError:
+                    pass
+            os._exit(1)
+        theirs.close()
+        os.set_inheritable(mine.fileno(), False)
+        return workers.WorkerRef(pid, mine, key)
+
+    def _control_fds(self) -> set[int]:
+        return self.pool.fds() if self.pool is not None else set()
+
+    def _on_control(self, fd: int) -> None:
+        if self.pool is not None:
+            self.pool.readable(fd)
+
+    def _poll_timeout(self) -> float:
+        if self.pool is not None and self.pool.workers:  # idle ones must be retired in time
+            return min(super()._poll_timeout(), max(0.1, self.pool.idle_lifetime / 2))
+        return super()._poll_timeout()
+
+    def _tick(self) -> None:
+        if self.pool is not None:
+            self.pool.retire_idle(time.monotonic())
+
+    def _living(self) -> list[int]:
+        return super()._living() + (self.pool.pids() if self.pool is not None else [])
+
+    def _ended(self, pid: int) -> None:
+        if self.pool is None or not self.pool.ended(pid):
+            super()._ended(pid)
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.close_all()  # idle workers end at once, busy ones after their job
+        super().shutdown()
+
+    # -- in a worker -------------------------------------------------------------------
+
+    def _work(self, ctl: socket.socket, message: dict[str, object],
+              fd: int) -> NoReturn:  # pragma: no cover - in the worker
+        """Serve jobs until couriertcpd closes the pair, or the last one."""
+        gc.freeze()
+        null = os.open(os.devnull, os.O_RDWR)
+        jobs = 0
+        start = workers.identity()
+        while True:
+            os.dup2(fd, 0)
+            os.dup2(fd, 1)
+            os.close(fd)
+            conn = message["conn"]
+            if message["job"] == "login":
+                held = self._login_job(ctl, message)
+                entered = True
+            else:
+                entered = self._session_job(message)
+                held = True
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            jobs += 1
+            last = jobs >= workers.MAX_JOBS or not entered or (
+                message["job"] == "login" and workers.identity() != start)
+            workers.send(ctl, {"end": conn, "held": held, "last": last})
+            if last:
+                os._exit(0)
+            got = workers.receive(ctl)
+            if got is None or got[1] is None:
+                os._exit(0)
+            message, fd = got
+
+    def _login_job(self, ctl: socket.socket, message: dict[str, object]) -> bool:
+        """The login stage on fds 0/1; False when the session went on elsewhere."""
+        assert self._module is not None and self._params is not None
+        set_environ(message["env"])  # type: ignore[arg-type]
+        sys.argv = [self.opts.program, *self.opts.args]
+        passed = False
+
+        def transfer(hand: Handover) -> bool:
+            nonlocal passed
+            key = workers.account_key(hand.uid, hand.gid)
+            if key is None or own_program(hand.argv[0]) is None:
+                return False  # as before: this process becomes the account, or execs
+            workers.send(ctl, {"handoff": message["conn"], "key": key,
+                               "hand": hand.to_json()}, 0)
+            passed = True
+            return True
+
+        try:
+            self._module.run(**self._params, cache=self.cache, transfer=transfer)
+        except SystemExit:
+            pass
+        return not passed
+
+    def _session_job(self, message: dict[str, object]) -> bool:
+        """A session handed over by a login worker, as the exec'd program would run it;
+        False when the account could not be entered (this process may be half-way)."""
+        hand = Handover.from_json(message["hand"])  # type: ignore[arg-type]
+        try:
+            proc.become_account(hand.uid, hand.gid, hand.home, umask=hand.umask)
+        except (CourierError, OSError) as e:
+            log_line(hand.env, f"ERR: {hand.argv[0]}: {e}")
+            try:
+                os.write(1, hand.refusal.encode())
+            except OSError:
+                pass
+            return False
+        run_session(hand.argv, hand.env)
+        try:
+            os.chdir("/")  # the home is the next session's to enter, not kept busy
+        except OSError:
+            pass
+        return True
 
     def exec_program(self, env: dict[str, str]) -> None:  # pragma: no cover - in the child
         if self._fast is None or self._module is None:

@@ -21,11 +21,13 @@ import select
 import signal
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from courierpy.proc import become_account
 
-__all__ = ["TlsState", "hand_over", "relay", "set_environ"]
+__all__ = ["Handover", "TlsState", "Transfer", "hand_over", "own_program", "relay",
+           "run_session", "set_environ"]
 
 _BUF = 65536
 
@@ -117,7 +119,7 @@ _OWN = {"imapd": "courierpy.cli.imapd", "pop3d": "courierpy.cli.pop3d",
         "courierpop3d": "courierpy.cli.pop3d"}
 
 
-def _own_program(path: str) -> str | None:
+def own_program(path: str) -> str | None:
     """The module of *path* when it is our own imapd/pop3d console script, else None."""
     import sys
 
@@ -131,25 +133,66 @@ def _own_program(path: str) -> str | None:
         return None
 
 
+def run_session(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run our own session program *argv* (see :func:`own_program`) in this process, on
+    fds 0/1, with the environment *env*; its exit status."""
+    import importlib
+    import sys
+
+    module = own_program(argv[0])
+    assert module is not None
+    set_environ(env)
+    sys.argv = list(argv)
+    mod = importlib.import_module(module)
+    try:
+        plain = getattr(mod, "run_argv", None)  # no click for the usual ``PROGRAM MAILDIR``
+        if plain is None or not plain(list(argv[1:])):
+            mod.main(args=list(argv[1:]), prog_name=os.path.basename(argv[0]))
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
 def _exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
     """execve, or, for our own session program, the same in this process (no new interpreter).
 
     The environment, argv, cwd, ids and descriptors are what the exec would
     give; only Python's start-up is saved.
     """
-    module = _own_program(argv[0])
-    if module is None:
+    if own_program(argv[0]) is None:
         os.execve(argv[0], list(argv), dict(env))
-    import importlib
     import sys
 
-    set_environ(env)
-    sys.argv = list(argv)
-    mod = importlib.import_module(module)
-    plain = getattr(mod, "run_argv", None)  # no click for the usual ``PROGRAM MAILDIR``
-    if plain is None or not plain(list(argv[1:])):
-        mod.main(args=list(argv[1:]), prog_name=os.path.basename(argv[0]))
-    sys.exit(0)
+    sys.exit(run_session(argv, env))
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What a login stage hands the session: the program with its arguments, the
+    whole environment, the account (ids, home, umask) and, should the account
+    turn out not to be enterable, the protocol's answer (a line ending in CRLF)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    uid: int | None
+    gid: int
+    home: str | None
+    umask: int | None
+    refusal: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"argv": self.argv, "env": self.env, "uid": self.uid, "gid": self.gid,
+                "home": self.home, "umask": self.umask, "refusal": self.refusal}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, object]) -> Handover:
+        return cls(list(d["argv"]), dict(d["env"]),  # type: ignore[call-overload]
+                   d["uid"], d["gid"], d["home"], d["umask"], d["refusal"])  # type: ignore[arg-type]
+
+
+#: a login stage's way to pass a plain-text connection on (courierpy.login.workers): True
+#: when it took the connection, False to hand over in this process (:func:`hand_over`)
+Transfer = Callable[[Handover], bool]
 
 
 def hand_over(argv: Sequence[str], env_add: Mapping[str, str], *, uid: int | None, gid: int,

@@ -96,11 +96,13 @@ def settings_env(env: Mapping[str, str], config: Mapping[str, str]) -> dict[str,
 
 def serve(argv: Sequence[str], env: dict[str, str], auth: AuthClient, delay: FailDelay, *,
           implicit_tls: ssl.SSLContext | None = None,
-          starttls: ssl.SSLContext | None = None) -> int:
+          starttls: ssl.SSLContext | None = None,
+          transfer: handoff.Transfer | None = None) -> int:
     """Run the pre-authentication dialogue on fds 0/1, then hand over to *argv*.
 
     *env* is the complete session environment (updated in place with the TLS
-    state and the hand-over variables, then exported).
+    state and the hand-over variables, then exported).  A plain-text session
+    is first offered to *transfer*, when given.
     """
     started = time.monotonic()
     if implicit_tls is not None:
@@ -123,7 +125,7 @@ def serve(argv: Sequence[str], env: dict[str, str], auth: AuthClient, delay: Fai
         imap_server._serve(session, writer, counts)
     except HandOff as done:
         writer.flush()
-        return _hand_over(argv, env, session, writer, done)
+        return _hand_over(argv, env, session, writer, done, transfer)
     except (OSError, ssl.SSLError, imap_server.WriteTimeout):
         return 1
     if session.logged_out:
@@ -136,7 +138,8 @@ def serve(argv: Sequence[str], env: dict[str, str], auth: AuthClient, delay: Fai
 
 
 def _hand_over(argv: Sequence[str], env: dict[str, str], session: LoginSession,
-               writer: imap_server._Writer, done: HandOff) -> int:
+               writer: imap_server._Writer, done: HandOff,
+               transfer: handoff.Transfer | None) -> int:
     info = done.info
     name = getattr(info, "address", None) or done.userid
     tls_on = isinstance(writer.transport, imap_server._Tls)
@@ -152,17 +155,22 @@ def _hand_over(argv: Sequence[str], env: dict[str, str], session: LoginSession,
                env.get("MAILDIRPATH") or "Maildir"), *argv[2:]]
     env.update(add)
     os.environ.update(env)
+    uid, gid = getattr(info, "uid", None), getattr(info, "gid", 0)
+    home = getattr(info, "home", None)
+    umask = proc.parse_umask(env.get("IMAP_UMASK"))
+    refusal = Bye(texts.TEMPORARY_PROBLEM).to_bytes()
+    if not tls_on and transfer is not None and transfer(handoff.Handover(
+            program, dict(os.environ), uid, gid, home, umask, refusal.decode())):
+        return 0
     tls = None
     if tls_on:
         t = writer.transport
         tls = handoff.TlsState(t.obj, t.incoming, t.outgoing)
     try:
-        handoff.hand_over(program, {}, uid=getattr(info, "uid", None),
-                          gid=getattr(info, "gid", 0), home=getattr(info, "home", None),
-                          umask=proc.parse_umask(env.get("IMAP_UMASK")), tls=tls)
+        handoff.hand_over(program, {}, uid=uid, gid=gid, home=home, umask=umask, tls=tls)
     except (CourierError, OSError) as e:
         log_line(env, f"ERR: {program[0]}: {e}")
-        writer.write(Bye(texts.TEMPORARY_PROBLEM).to_bytes())
+        writer.write(refusal)
         writer.flush()
         return 1
     return 0

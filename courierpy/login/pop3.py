@@ -35,8 +35,10 @@ class _Accepted:
 def serve(argv: Sequence[str], env: dict[str, str], config: Mapping[str, str],
           auth: AuthClient, delay: FailDelay, *,
           implicit_tls: ssl.SSLContext | None = None,
-          starttls: ssl.SSLContext | None = None) -> int:
-    """Run the AUTHORIZATION dialogue on fds 0/1, then hand over to *argv*."""
+          starttls: ssl.SSLContext | None = None,
+          transfer: handoff.Transfer | None = None) -> int:
+    """Run the AUTHORIZATION dialogue on fds 0/1, then hand over to *argv* (a plain-text
+    session is first offered to *transfer*, when given)."""
     cfg = dict(config)
     if implicit_tls is not None:
         cfg.update(POP3_TLS="1", POP3_STARTTLS="NO", POP3_TLS_REQUIRED="0")
@@ -108,12 +110,12 @@ def serve(argv: Sequence[str], env: dict[str, str], config: Mapping[str, str],
         return 1
     if not accepted:
         return 0
-    return _hand_over(argv, env, cfg, accepted[0], session, transport, tls_on)
+    return _hand_over(argv, env, cfg, accepted[0], session, transport, tls_on, transfer)
 
 
 def _hand_over(argv: Sequence[str], env: dict[str, str], cfg: Mapping[str, str],
                info: AuthInfo, session: Pop3Session, transport: pop3_server._Transport,
-               tls_on: bool) -> int:
+               tls_on: bool, transfer: handoff.Transfer | None) -> int:
     for key, value in cfg.items():
         env.setdefault(key, value)
     env.update(AUTHENTICATED=info.address or session.user, OPTIONS=info.options or "",
@@ -123,6 +125,10 @@ def _hand_over(argv: Sequence[str], env: dict[str, str], cfg: Mapping[str, str],
     program = [argv[0], info.maildir or (argv[1] if len(argv) > 1 else
                env.get("MAILDIRPATH") or "Maildir"), *argv[2:]]
     os.environ.update(env)
+    refusal = "-ERR Temporary problem, please try again later\r\n"
+    if not tls_on and transfer is not None and transfer(handoff.Handover(
+            program, dict(os.environ), info.uid, info.gid, info.home, None, refusal)):
+        return 0
     tls = None
     if tls_on and transport._tls is not None:
         tls = handoff.TlsState(transport._tls, transport._in, transport._out)
@@ -131,6 +137,6 @@ def _hand_over(argv: Sequence[str], env: dict[str, str], cfg: Mapping[str, str],
                           umask=None, tls=tls)
     except (CourierError, OSError) as e:
         log_line(env, f"ERR: {program[0]}: {e}")
-        transport.write(b"-ERR Temporary problem, please try again later\r\n")
+        transport.write(refusal.encode())
         return 1
     return 0

@@ -210,24 +210,60 @@ class TcpdServer:
                     self._reload = False
                     if self.access is not None:
                         self.access.reopen()
-                watch = [self._wake_r]
+                watch = {self._wake_r: None}
                 if not self.slots.full():
-                    watch.extend(self.listeners)
-                try:
-                    ready, _, _ = select.select(watch, [], [], 5.0)
-                except InterruptedError:  # pragma: no cover - PEP 475 retries
-                    continue
+                    watch.update((s.fileno(), s) for s in self.listeners)
+                extra = self._control_fds()
+                watch.update((fd, None) for fd in extra)
+                poller = select.poll()
+                for fd in watch:
+                    poller.register(fd, select.POLLIN)
+                ready = [fd for fd, _ in poller.poll(self._poll_timeout() * 1000)]
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 512)
                     except BlockingIOError:
                         pass
-                for sock in ready:
-                    if sock is self._wake_r or self._stopping:
+                for fd in ready:
+                    if fd in extra:
+                        self._on_control(fd)
+                for fd in ready:
+                    sock = watch.get(fd)
+                    if sock is None or self._stopping:
                         continue
-                    self._accept_from(sock)  # type: ignore[arg-type]
+                    self._accept_from(sock)
+                self._tick()
         finally:
             self.shutdown()
+
+    # -- hooks for a subclass that keeps processes of its own (courierpy.login.fasttcpd) --
+
+    def _control_fds(self) -> set[int]:
+        """Further descriptors the loop watches; :meth:`_on_control` is called when readable."""
+        return set()
+
+    def _on_control(self, fd: int) -> None:
+        """*fd*, one of :meth:`_control_fds`, is readable."""
+
+    def _poll_timeout(self) -> float:
+        return 5.0
+
+    def _tick(self) -> None:
+        """Called after each turn of the loop."""
+
+    def _living(self) -> list[int]:
+        """The pids :meth:`shutdown` stops and waits for."""
+        return list(self.children)
+
+    def _ended(self, pid: int) -> None:
+        """Child *pid* was reaped: give back what it held."""
+        if pid not in self.children:
+            return
+        ip = self.children.pop(pid)
+        if ip is None:
+            self.slots.give_back()
+        else:
+            self.slots.release(ip)
 
     def shutdown(self) -> None:
         """Stop: close the listening sockets at once (a new instance can bind), SIGTERM every
@@ -239,14 +275,14 @@ class TcpdServer:
         for s in self.listeners:
             s.close()
         self.listeners = []
-        for pid in list(self.children):
+        for pid in self._living():
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + self.stop_grace
         self._reap()
-        while self.children and time.monotonic() < deadline:
+        while self._living() and time.monotonic() < deadline:
             try:  # SIGCHLD writes to the wake-up pipe
                 select.select([self._wake_r], [], [], min(0.5, deadline - time.monotonic()))
             except InterruptedError:  # pragma: no cover - PEP 475 retries
@@ -256,7 +292,7 @@ class TcpdServer:
             except BlockingIOError:
                 pass
             self._reap()
-        for pid in list(self.children):
+        for pid in self._living():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -265,7 +301,7 @@ class TcpdServer:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-            self.children.pop(pid, None)
+            self._ended(pid)
         if self.access is not None:
             self.access.close()
 
@@ -277,13 +313,7 @@ class TcpdServer:
                 return
             if pid == 0:
                 return
-            if pid not in self.children:
-                continue
-            ip = self.children.pop(pid)
-            if ip is None:
-                self.slots.give_back()
-            else:
-                self.slots.release(ip)
+            self._ended(pid)
 
     def _accept_from(self, sock: socket.socket) -> None:
         while not self.slots.full() and not self._stopping:
@@ -329,6 +359,10 @@ class TcpdServer:
             self._refuse(conn, None)
             return
         env = self._child_env(decision, remote_ip, remote_port, local_ip, local_port)
+        self._start(conn, env, remote_ip)
+
+    def _start(self, conn: socket.socket, env: dict[str, str], remote_ip: str) -> None:
+        """Run the program for an admitted connection (its slot taken for *remote_ip*)."""
         if self._spawnable():
             pid = self._spawn(conn, env)
             if pid is None:
@@ -424,17 +458,7 @@ class TcpdServer:
         """In the forked child: finish the environment, set up fds 0-2, exec."""
         code = 1
         try:
-            # the dispositions Courier's children get: Python ignores SIGPIPE and
-            # SIGXFSZ, Courier catches SIGINT; each is default after exec there
-            for sig in self._DEFAULT_SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
-            signal.set_wakeup_fd(-1)
-            for s in self.listeners:
-                s.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            if self.access is not None:
-                self.access.abandon()
+            self._leave_parent()
             o = self.opts
             if not o.nodnslookup:
                 lookups.add_dns(env)
@@ -460,6 +484,20 @@ class TcpdServer:
             except OSError:
                 pass
         os._exit(code)
+
+    def _leave_parent(self) -> None:  # pragma: no cover - in a child
+        """In a forked child: drop the parent's signal handlers and descriptors."""
+        # the dispositions Courier's children get: Python ignores SIGPIPE and
+        # SIGXFSZ, Courier catches SIGINT; each is default after exec there
+        for sig in self._DEFAULT_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        for s in self.listeners:
+            s.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        if self.access is not None:
+            self.access.abandon()
 
     def exec_program(self, env: dict[str, str]) -> None:  # pragma: no cover - exec
         """Replace the child with the program (a fast path may override this)."""

@@ -1,0 +1,160 @@
+"""couriertcpd's bookkeeping of its kept processes (courierpy.login.workers.Pool).
+
+The workers here are the far ends of real socket pairs, driven by the test as a
+worker would talk; the connections are real sockets.  What is checked: who gets
+a connection, when a slot is given back, and that a session worker (running as
+an account) cannot route a connection anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from courierpy.login import workers
+from courierpy.login.workers import LOGIN, Pool, WorkerRef
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.released: list[str] = []
+        self.forked: list[tuple[str, dict[str, object]]] = []
+        #: pid → the worker's own end of its pair
+        self.far: dict[int, socket.socket] = {}
+        self.pool = Pool(fork=self.fork, release=self.released.append, idle_lifetime=5.0)
+        self._pid = 1000
+
+    def fork(self, key: str, message: dict[str, object], fd: int) -> WorkerRef:
+        self._pid += 1
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.forked.append((key, message))
+        self.far[self._pid] = theirs
+        return WorkerRef(self._pid, mine, key)
+
+    def worker(self, key: str) -> WorkerRef:
+        return next(w for w in self.pool.workers.values() if w.key == key and not w.ending)
+
+    def say(self, w: WorkerRef, message: dict[str, object], fd: int | None = None) -> None:
+        workers.send(self.far[w.pid], message, fd)
+        self.pool.readable(w.sock.fileno())
+
+    def close(self) -> None:
+        for s in self.far.values():
+            s.close()
+
+
+@pytest.fixture
+def h() -> Harness:
+    harness = Harness()
+    yield harness
+    harness.close()
+
+
+def _connection() -> tuple[int, socket.socket]:
+    a, b = socket.socketpair()
+    return a.detach(), b
+
+
+def test_a_login_then_a_session_then_reuse(h: Harness) -> None:
+    fd, client = _connection()
+    h.pool.start_login(fd, {"TCPREMOTEIP": "192.0.2.1"}, "192.0.2.1")
+    assert [k for k, _ in h.forked] == [LOGIN]
+    login = h.worker(LOGIN)
+    # the login succeeded: the connection goes to a new session worker of the account's ids
+    passed, _peer = _connection()
+    h.say(login, {"handoff": 1, "key": "5000:5000", "hand": {"argv": ["imapd"]}}, passed)
+    os.close(passed)
+    assert h.forked[-1] == ("5000:5000", {"job": "session", "conn": 1,
+                                          "hand": {"argv": ["imapd"]}})
+    h.say(login, {"end": 1, "held": False, "last": False})
+    assert h.released == []  # the session holds it now
+    session = h.worker("5000:5000")
+    h.say(session, {"end": 1, "held": True, "last": False})
+    assert h.released == ["192.0.2.1"]
+    # the next connection of that account: both workers are reused, nothing forked
+    fd2, client2 = _connection()
+    h.pool.start_login(fd2, {}, "192.0.2.2")
+    got = workers.receive(h.far[login.pid])
+    assert got is not None and got[0]["job"] == "login" and got[1] is not None
+    os.close(got[1])
+    passed, _peer2 = _connection()
+    h.say(login, {"handoff": 2, "key": "5000:5000", "hand": {}}, passed)
+    os.close(passed)
+    got = workers.receive(h.far[session.pid])
+    assert got is not None and got[0] == {"job": "session", "conn": 2, "hand": {}}
+    os.close(got[1])  # type: ignore[arg-type]
+    assert len(h.forked) == 2
+    for s in (client, client2, _peer, _peer2):
+        s.close()
+
+
+def test_other_ids_get_their_own_worker(h: Harness) -> None:
+    for n, key in enumerate(("5000:5000", "5001:5001"), 1):
+        fd, client = _connection()
+        h.pool.start_login(fd, {}, "192.0.2.1")
+        login = h.worker(LOGIN)
+        if n == 2:  # the login worker is reused; the first job came with the fork
+            got = workers.receive(h.far[login.pid])
+            assert got is not None
+            os.close(got[1])  # type: ignore[arg-type]
+        passed, peer = _connection()
+        h.say(login, {"handoff": n, "key": key, "hand": {}}, passed)
+        os.close(passed)
+        h.say(login, {"end": n, "held": False, "last": False})
+        h.say(h.worker(key), {"end": n, "held": True, "last": False})
+        client.close()
+        peer.close()
+    assert [k for k, _ in h.forked] == [LOGIN, "5000:5000", "5001:5001"]
+
+
+def test_a_session_worker_cannot_hand_a_connection_on(h: Harness) -> None:
+    fd, client = _connection()
+    h.pool.start_login(fd, {}, "192.0.2.1")
+    login = h.worker(LOGIN)
+    passed, peer = _connection()
+    h.say(login, {"handoff": 1, "key": "5000:5000", "hand": {}}, passed)
+    os.close(passed)
+    session = h.worker("5000:5000")
+    forged, peer2 = _connection()
+    h.say(session, {"handoff": 1, "key": "0:0", "hand": {"uid": 0}}, forged)
+    os.close(forged)
+    assert [k for k, _ in h.forked] == [LOGIN, "5000:5000"]  # nothing routed as root
+    assert session.ending and session.sock.fileno() == -1  # and no more jobs for it
+    assert h.released == []
+    assert h.pool.ended(session.pid)  # when it ends, its connection's slot comes back
+    assert h.released == ["192.0.2.1"]
+    for s in (client, peer, peer2):
+        s.close()
+
+
+def test_a_dying_worker_gives_its_slot_back(h: Harness) -> None:
+    fd, client = _connection()
+    h.pool.start_login(fd, {}, "192.0.2.9")
+    login = h.worker(LOGIN)
+    assert h.pool.ended(login.pid)
+    assert h.released == ["192.0.2.9"]
+    assert not h.pool.ended(login.pid) and not h.pool.ended(4242)  # once; not a worker
+    client.close()
+
+
+def test_last_job_and_idle_lifetime(h: Harness) -> None:
+    fd, client = _connection()
+    h.pool.start_login(fd, {}, "192.0.2.1")
+    first = h.worker(LOGIN)
+    h.say(first, {"end": 1, "held": True, "last": True})  # it ends: never given a job again
+    fd2, client2 = _connection()
+    h.pool.start_login(fd2, {}, "192.0.2.1")
+    assert len(h.forked) == 2
+    second = h.worker(LOGIN)
+    h.say(second, {"end": 2, "held": True, "last": False})
+    assert second in h.pool.idle[LOGIN]
+    h.pool.retire_idle(second.idle_since + 4.0)
+    assert second in h.pool.idle[LOGIN]
+    h.pool.retire_idle(second.idle_since + 5.0)
+    assert h.pool.idle[LOGIN] == [] and second.sock.fileno() == -1
+    assert h.far[second.pid].recv(10) == b""  # the worker sees the end of its pair
+    assert h.released == ["192.0.2.1", "192.0.2.1"]
+    client.close()
+    client2.close()
