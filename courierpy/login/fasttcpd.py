@@ -221,6 +221,7 @@ class FastTcpdServer(TcpdServer):
         null = os.open(os.devnull, os.O_RDWR)
         jobs = 0
         start = workers.identity()
+        usage: workers.Usage | None = None
         while True:
             os.dup2(fd, 0)
             os.dup2(fd, 1)
@@ -240,8 +241,11 @@ class FastTcpdServer(TcpdServer):
             os.dup2(null, 0)
             os.dup2(null, 1)
             jobs += 1
-            last = jobs >= workers.MAX_JOBS or not entered or (
-                message["job"] == "login" and workers.identity() != start)
+            now = workers.Usage.now()
+            if usage is None:
+                usage = now  # after a first job: what the process needs to serve
+            last = (jobs >= workers.MAX_JOBS or not entered or now.outgrew(usage)
+                    or (message["job"] == "login" and workers.identity() != start))
             workers.send(ctl, {"end": conn, "held": held, "last": last})
             if last:
                 os._exit(0)

@@ -18,8 +18,9 @@ processes it forks, as Dovecot does:
 couriertcpd owns the bookkeeping (:class:`Pool`): which worker is idle, which
 holds which connection (a connection's ``-maxprocs``/``-maxperip`` slot is
 given back when its last holder says it ended, or dies).  A worker that was
-idle for :data:`IDLE_LIFETIME` seconds (``COURIERPY_WORKER_IDLE``), or served
-:data:`MAX_JOBS` jobs, ends.
+idle for :data:`IDLE_LIFETIME` seconds (``COURIERPY_WORKER_IDLE``), that served
+:data:`MAX_JOBS` jobs, or whose job left it with more open descriptors or much
+more memory than its first one (:class:`Usage`), ends.
 
 What stays a process of its own, as before: a session under TLS (the login
 stage holds the TLS state, so it becomes the account and relays, see
@@ -46,7 +47,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["IDLE_LIFETIME", "LOGIN", "MAX_JOBS", "SAME", "Pool", "WorkerRef", "account_key",
+__all__ = ["IDLE_LIFETIME", "LOGIN", "MAX_JOBS", "SAME", "Pool", "Usage", "WorkerRef",
+           "account_key",
            "identity", "idle_lifetime", "receive", "send"]
 
 #: the pool of login workers
@@ -82,6 +84,32 @@ def account_key(uid: int | None, gid: int) -> str | None:
 def identity() -> tuple[object, ...]:
     """This process's ids and groups (a login worker must end its job with them unchanged)."""
     return os.getresuid(), os.getresgid(), tuple(sorted(os.getgroups()))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Open descriptors and resident memory of this process, between two jobs."""
+
+    fds: int
+    rss: int
+
+    #: bytes of memory a worker may have grown by since its first job before it ends
+    SLACK = 64 << 20
+
+    @classmethod
+    def now(cls) -> Usage:
+        try:
+            fds = len(os.listdir("/proc/self/fd"))
+            with open("/proc/self/statm", "rb") as f:
+                rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return cls(0, 0)
+        return cls(fds, rss)
+
+    def outgrew(self, first: Usage) -> bool:
+        """True when a job left descriptors open or memory held: the worker should end
+        rather than carry them into the next ones."""
+        return self.fds > first.fds or self.rss > first.rss + self.SLACK
 
 
 def send(sock: socket.socket, message: dict[str, object], fd: int | None = None) -> None:

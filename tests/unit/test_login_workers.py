@@ -158,3 +158,16 @@ def test_last_job_and_idle_lifetime(h: Harness) -> None:
     assert h.released == ["192.0.2.1", "192.0.2.1"]
     client.close()
     client2.close()
+
+
+def test_usage_sees_a_descriptor_left_open() -> None:
+    first = workers.Usage.now()
+    assert first.fds > 0 and first.rss > 0
+    assert not workers.Usage.now().outgrew(first)
+    r, w = os.pipe()
+    try:
+        assert workers.Usage.now().outgrew(first)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert not workers.Usage.now().outgrew(first)
