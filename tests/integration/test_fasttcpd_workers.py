@@ -210,6 +210,34 @@ def test_maxprocs_and_maxperip_hold(instance: Instance, tmp_path: Path,
     conns[1].close()
 
 
+def test_maxprocs_holds_exactly_under_a_burst(instance: Instance, tmp_path: Path,
+                                              running: list[Tcpd]) -> None:
+    instance.add_user("erin", "erinpw")
+    instance.make_userdb()
+    t = _imap_tcpd(instance, tmp_path, running, "-maxprocs=4")
+    conns = [LineConn.to(t.port) for _ in range(12)]
+
+    def greeted(cs: list[LineConn]) -> list[LineConn]:
+        return [c for c in cs if select.select([c.sock], [], [], 0)[0]]
+
+    try:
+        time.sleep(1.0)
+        first = greeted(conns)
+        assert len(first) == 4
+        for c in first:  # logged in, each keeps its slot in a session process
+            assert c.line().startswith(b"* OK")
+            assert c.imap("a", "LOGIN erin erinpw")[-1] == b"a OK LOGIN Ok."
+        waiting = [c for c in conns if c not in first]
+        time.sleep(0.5)
+        assert greeted(waiting) == []
+        assert first[0].imap("z", "LOGOUT")[-1].startswith(b"z OK")
+        time.sleep(0.5)
+        assert len(greeted(waiting)) == 1  # exactly the one slot given back
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_idle_workers_end(instance: Instance, tmp_path: Path, running: list[Tcpd]) -> None:
     instance.add_user("erin", "erinpw")
     instance.make_userdb()
