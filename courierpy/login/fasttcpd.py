@@ -187,9 +187,9 @@ class FastTcpdServer(TcpdServer):
     def _control_fds(self) -> set[int]:
         return self.pool.fds() if self.pool is not None else set()
 
-    def _on_control(self, fd: int) -> None:
-        if self.pool is not None:
-            self.pool.readable(fd)
+    def _on_control(self, fds: list[int]) -> None:
+        if self.pool is not None and fds:
+            self.pool.readable(fds)
 
     def _poll_timeout(self) -> float:
         if self.pool is not None and self.pool.workers:  # idle ones must be retired in time
@@ -238,15 +238,17 @@ class FastTcpdServer(TcpdServer):
                 sys.stderr.flush()
             except (OSError, ValueError):
                 pass
-            os.dup2(null, 0)
-            os.dup2(null, 1)
             jobs += 1
             now = workers.Usage.now()
             if usage is None:
                 usage = now  # after a first job: what the process needs to serve
             last = (jobs >= workers.MAX_JOBS or not entered or now.outgrew(usage)
                     or (message["job"] == "login" and workers.identity() != start))
+            # said before the connection closes, so that couriertcpd knows this process
+            # is free before the client can be back with its next connection
             workers.send(ctl, {"end": conn, "held": held, "last": last})
+            os.dup2(null, 0)
+            os.dup2(null, 1)
             if last:
                 os._exit(0)
             got = workers.receive(ctl)

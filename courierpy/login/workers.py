@@ -196,18 +196,27 @@ class Pool:
 
     # -- what the workers say ------------------------------------------------------------
 
-    def readable(self, fd: int) -> None:
-        w = self.by_fd.get(fd)
-        if w is None:
-            return
-        try:
-            got = receive(w.sock)
-        except (OSError, ValueError):
-            got = None
-        if got is None:  # it is ending (reaped later)
-            self._lost(w)
-            return
-        message, passed = got
+    def readable(self, fds: list[int]) -> None:
+        """Take a message from each worker of *fds*: the ends of jobs first (a worker
+        that just became free is then used rather than a new one forked), then the rest."""
+        got: list[tuple[WorkerRef, dict[str, object], int | None]] = []
+        for fd in fds:
+            w = self.by_fd.get(fd)
+            if w is None:
+                continue
+            try:
+                one = receive(w.sock)
+            except (OSError, ValueError):
+                one = None
+            if one is None:  # it is ending (reaped later)
+                self._lost(w)
+                continue
+            got.append((w, *one))
+        got.sort(key=lambda item: "end" not in item[1])
+        for w, message, passed in got:
+            self._message(w, message, passed)
+
+    def _message(self, w: WorkerRef, message: dict[str, object], passed: int | None) -> None:
         if "handoff" in message and w.key != LOGIN:
             # only a login worker (running as couriertcpd) may say who a connection is:
             # a session worker that tries is not trusted with another job
@@ -216,10 +225,11 @@ class Pool:
             self._lost(w)
             return
         if "handoff" in message and passed is not None:
-            conn = w.conn
-            w.conn = None
+            conn, w.conn = w.conn, None
             if conn is None or not isinstance(message.get("key"), str):
                 os.close(passed)
+                if conn is not None:
+                    self._drop(conn)
                 return
             self._give(str(message["key"]), {"job": "session", "conn": conn,
                                              "hand": message.get("hand")}, passed, conn)

@@ -224,9 +224,8 @@ class TcpdServer:
                         os.read(self._wake_r, 512)
                     except BlockingIOError:
                         pass
-                for fd in ready:
-                    if fd in extra:
-                        self._on_control(fd)
+                if extra:
+                    self._on_control([fd for fd in ready if fd in extra])
                 for fd in ready:
                     sock = watch.get(fd)
                     if sock is None or self._stopping:
@@ -239,11 +238,11 @@ class TcpdServer:
     # -- hooks for a subclass that keeps processes of its own (courierpy.login.fasttcpd) --
 
     def _control_fds(self) -> set[int]:
-        """Further descriptors the loop watches; :meth:`_on_control` is called when readable."""
+        """Further descriptors the loop watches; :meth:`_on_control` is told which are readable."""
         return set()
 
-    def _on_control(self, fd: int) -> None:
-        """*fd*, one of :meth:`_control_fds`, is readable."""
+    def _on_control(self, fds: list[int]) -> None:
+        """*fds*, some of :meth:`_control_fds` (perhaps none), are readable."""
 
     def _poll_timeout(self) -> float:
         return 5.0

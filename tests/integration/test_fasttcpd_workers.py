@@ -217,22 +217,27 @@ def test_maxprocs_holds_exactly_under_a_burst(instance: Instance, tmp_path: Path
     t = _imap_tcpd(instance, tmp_path, running, "-maxprocs=4")
     conns = [LineConn.to(t.port) for _ in range(12)]
 
-    def greeted(cs: list[LineConn]) -> list[LineConn]:
+    def greeted(cs: list[LineConn], at_least: int = 0) -> list[LineConn]:
+        """Those greeted (waiting up to 10 s for *at_least*, then 0.5 s for more)."""
+        deadline = time.monotonic() + 10
+        while True:
+            out = [c for c in cs if select.select([c.sock], [], [], 0)[0]]
+            if len(out) >= at_least or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
         return [c for c in cs if select.select([c.sock], [], [], 0)[0]]
 
     try:
-        time.sleep(1.0)
-        first = greeted(conns)
+        first = greeted(conns, 4)
         assert len(first) == 4
         for c in first:  # logged in, each keeps its slot in a session process
             assert c.line().startswith(b"* OK")
             assert c.imap("a", "LOGIN erin erinpw")[-1] == b"a OK LOGIN Ok."
         waiting = [c for c in conns if c not in first]
-        time.sleep(0.5)
         assert greeted(waiting) == []
         assert first[0].imap("z", "LOGOUT")[-1].startswith(b"z OK")
-        time.sleep(0.5)
-        assert len(greeted(waiting)) == 1  # exactly the one slot given back
+        assert len(greeted(waiting, 1)) == 1  # exactly the one slot given back
     finally:
         for c in conns:
             c.close()

@@ -38,7 +38,7 @@ class Harness:
 
     def say(self, w: WorkerRef, message: dict[str, object], fd: int | None = None) -> None:
         workers.send(self.far[w.pid], message, fd)
-        self.pool.readable(w.sock.fileno())
+        self.pool.readable([w.sock.fileno()])
 
     def close(self) -> None:
         for s in self.far.values():
@@ -171,3 +171,32 @@ def test_usage_sees_a_descriptor_left_open() -> None:
         os.close(r)
         os.close(w)
     assert not workers.Usage.now().outgrew(first)
+
+
+def test_a_session_ending_meanwhile_is_used_rather_than_a_new_one(h: Harness) -> None:
+    """couriertcpd reads the end of a session and a login's hand-off in one turn: the
+    end is taken first, so the hand-off goes to that now idle worker."""
+    fd, client = _connection()
+    h.pool.start_login(fd, {}, "192.0.2.1")
+    login = h.worker(LOGIN)
+    passed, peer = _connection()
+    h.say(login, {"handoff": 1, "key": "5000:5000", "hand": {}}, passed)
+    os.close(passed)
+    h.say(login, {"end": 1, "held": False, "last": False})
+    session = h.worker("5000:5000")
+    fd2, client2 = _connection()
+    h.pool.start_login(fd2, {}, "192.0.2.2")
+    got = workers.receive(h.far[login.pid])
+    assert got is not None
+    os.close(got[1])  # type: ignore[arg-type]
+    passed2, peer2 = _connection()
+    workers.send(h.far[login.pid], {"handoff": 2, "key": "5000:5000", "hand": {}}, passed2)
+    os.close(passed2)
+    workers.send(h.far[session.pid], {"end": 1, "held": True, "last": False})
+    h.pool.readable([login.sock.fileno(), session.sock.fileno()])
+    assert len(h.forked) == 2
+    got = workers.receive(h.far[session.pid])
+    assert got is not None and got[0]["conn"] == 2
+    os.close(got[1])  # type: ignore[arg-type]
+    for s in (client, client2, peer, peer2):
+        s.close()
