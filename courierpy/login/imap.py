@@ -114,21 +114,31 @@ def serve(argv: Sequence[str], env: dict[str, str], auth: AuthClient, delay: Fai
         session.tls_context = starttls
     elif settings.starttls and not settings.tls:
         session.settings = replace(settings, starttls=False, tls_required=False)
-    writer = imap_server._Writer(imap_server._Plain(0, 1, settings.autologout),
-                                 settings.autologout)
+    # SIGTERM before the login: Courier's imaplogin says BYE and logs it, as imapd does
+    stop = imap_server.StopSignal()
+    stop.install()
+    plain = imap_server._Plain(0, 1, settings.autologout, stop.fd)
+    writer = imap_server._Writer(plain, settings.autologout)
     counts = {"rcvd": 0}
     try:
-        if implicit_tls is not None:
-            tls = imap_server._Tls(writer.transport, implicit_tls)
-            tls.handshake()
-            writer.transport = tls
-        imap_server._serve(session, writer, counts)
+        try:
+            if implicit_tls is not None:
+                tls = imap_server._Tls(writer.transport, implicit_tls)
+                tls.handshake()
+                writer.transport = tls
+            imap_server._serve(session, writer, counts, stop, plain)
+        finally:
+            stop.uninstall()  # the session program takes SIGTERM over
+            plain.wake = -1
     except HandOff as done:
         writer.flush()
         return _hand_over(argv, env, session, writer, done, transfer)
     except (OSError, ssl.SSLError, imap_server.WriteTimeout):
         return 1
-    if session.logged_out:
+    if stop.requested and not session.logged_out:
+        log_line(env, "NOTICE: Disconnected during shutdown by signal",
+                 f"time={int(time.monotonic() - started)}")
+    elif session.logged_out:
         log_line(env, "LOGOUT", f"rcvd={counts['rcvd']}, sent={writer.sent}")
     else:
         log_line(env, f"DEBUG: Disconnected, ip=[{env.get('TCPREMOTEIP', '')}], "

@@ -19,10 +19,13 @@ def where(env: Mapping[str, str]) -> str:
 
 def log(env: Mapping[str, str], message: str, tail: str = "",
         stream: TextIO | None = None) -> None:
-    """Write ``INFO: <message>, ip=[..], port=[..][, tail]`` (``ERR: ...`` verbatim)."""
+    """Write ``INFO: <message>, ip=[..], port=[..][, tail]`` (``ERR: ...`` verbatim;
+    ``NOTICE: <message>`` gets the address and tail at the NOTICE level)."""
     out = stream or sys.stderr
     if message.startswith(("ERR:", "DEBUG:", "WARN:")):
         out.write(message + "\n")
     else:
-        out.write(f"INFO: {message}, {where(env)}" + (f", {tail}" if tail else "") + "\n")
+        level = "NOTICE" if message.startswith("NOTICE: ") else "INFO"
+        message = message.removeprefix("NOTICE: ")
+        out.write(f"{level}: {message}, {where(env)}" + (f", {tail}" if tail else "") + "\n")
     out.flush()

@@ -345,3 +345,23 @@ def test_accounts_with_other_ids_never_share_a_process(instance: Instance, tmp_p
             time.sleep(0.2)
     assert len(served["uma"]) == len(served["vic"]) == 1  # kept, once per account's ids
     assert not served["uma"] & served["vic"]
+
+
+def test_stop_says_bye_before_and_after_the_login(instance: Instance, tmp_path: Path,
+                                                  running: list[Tcpd]) -> None:
+    instance.add_user("erin", "erinpw")
+    instance.make_userdb()
+    t = _imap_tcpd(instance, tmp_path, running)
+    _imap(t.port, "erin", "erinpw")  # warm: kept processes exist, idle
+    before = LineConn.to(t.port)
+    assert before.line().startswith(b"* OK")
+    after = LineConn.to(t.port)
+    after.line()
+    assert after.imap("a", "LOGIN erin erinpw")[-1] == b"a OK LOGIN Ok."
+    t.proc.send_signal(signal.SIGTERM)
+    for c in (before, after):
+        assert c.line() == b"* BYE Courier-IMAP server shut down by signal."
+        assert c.file.read() == b""
+        c.close()
+    assert t.proc.wait(timeout=30) == 0
+    assert not t.kids()

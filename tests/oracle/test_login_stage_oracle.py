@@ -17,6 +17,7 @@ import base64
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -410,3 +411,64 @@ def test_log_lines_match_courier(servers: Servers, side: str) -> None:
         # its own replies are 82 bytes; ours counts 82
         got = [ln.replace("sent=82,", "sent=236,") for ln in got]
     assert got == want
+
+
+def _serving(server_port: int, client_port: int) -> list[int]:
+    """The processes with the server side of that connection on fd 0."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            f = row.split()
+            if (int(f[1].rsplit(":", 1)[1], 16) == server_port
+                    and int(f[2].rsplit(":", 1)[1], 16) == client_port):
+                inodes.add(f"socket:[{f[9]}]")
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/fd/0") in inodes:
+                    out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+@pytest.mark.parametrize(("reference", "side"), [("courier", "ourlogin"),
+                                                 ("pop-courier", "pop-ourlogin")])
+def test_sigterm_before_the_login_matches_courier(servers: Servers, reference: str,
+                                                  side: str) -> None:
+    """A login stage stopped before the login: Courier's imaplogin says BYE and logs a
+    NOTICE; its courierpop3login ends without a word.  Ours do the same."""
+    results = {}
+    for name in (reference, side):
+        log = servers.root / f"{name}.log"
+        log.write_text("")
+        port = servers.ports[name]
+        c = Client(port)
+        try:
+            greeting = c.line()
+            c.sock.sendall(b"a1 CAPABILITY\r\n" if greeting.startswith(b"*") else b"CAPA\r\n")
+            while c.line() not in (b"a1 OK CAPABILITY completed", b"."):
+                pass
+            pids: list[int] = []
+            deadline = time.monotonic() + 5
+            while not pids and time.monotonic() < deadline:
+                pids = _serving(port, c.sock.getsockname()[1])
+            assert len(pids) == 1, pids
+            os.kill(pids[0], signal.SIGTERM)
+            rest = []
+            try:
+                while True:
+                    rest.append(c.line())
+            except EOFError:
+                pass
+        finally:
+            c.close()
+        time.sleep(0.3)
+        notices = [re.sub(r"port=\[\d+\]", "port=[P]", re.sub(r"time=\d+", "time=T", ln))
+                   for ln in log.read_text().splitlines() if ln.startswith("NOTICE:")]
+        results[name] = (rest, notices)
+    assert results[side] == results[reference]
+    if reference == "courier":
+        assert results[side][0] == [b"* BYE Courier-IMAP server shut down by signal."]
+        assert len(results[side][1]) == 1
