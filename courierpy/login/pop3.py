@@ -76,30 +76,35 @@ def serve(argv: Sequence[str], env: dict[str, str], config: Mapping[str, str],
                 break
             out: list[bytes] = []
             closing = False
-            for action in session.feed(data):
-                if isinstance(action, bytes):
-                    out.append(action)
-                    continue
-                if out:
-                    transport.write(b"".join(out))
-                    out = []
-                if isinstance(action, Log) and action.event == "LOGIN" and accepted:
-                    break  # what follows ("+OK logged in.") is the session program's
-                if isinstance(action, Sleep):
-                    time.sleep(delay.failed(env.get("TCPREMOTEIP", ""), last_user))
-                elif isinstance(action, Log):
-                    if action.event == "LOGIN FAILED":
-                        last_user = action.user or None
-                        who = (f"method={action.method}" if action.method
-                               else f"user={action.user}")
-                        log_line(env, f"LOGIN FAILED, {who}")
-                elif isinstance(action, StartTLS):
-                    assert starttls is not None
-                    transport.start_tls(starttls)
-                    session.tls_started()
-                    tls_on = True
-                elif isinstance(action, Close):
-                    closing = True
+            # one command at a time: what the client pipelined behind a successful login is
+            # not acted on here (as with Courier's courierpop3login, it is not answered)
+            for step in session.steps(data):
+                for action in step:
+                    if isinstance(action, bytes):
+                        out.append(action)
+                        continue
+                    if out:
+                        transport.write(b"".join(out))
+                        out = []
+                    if isinstance(action, Log) and action.event == "LOGIN" and accepted:
+                        break  # what follows ("+OK logged in.") is the session program's
+                    if isinstance(action, Sleep):
+                        time.sleep(delay.failed(env.get("TCPREMOTEIP", ""), last_user))
+                    elif isinstance(action, Log):
+                        if action.event == "LOGIN FAILED":
+                            last_user = action.user or None
+                            who = (f"method={action.method}" if action.method
+                                   else f"user={action.user}")
+                            log_line(env, f"LOGIN FAILED, {who}")
+                    elif isinstance(action, StartTLS):
+                        assert starttls is not None
+                        transport.start_tls(starttls)
+                        session.tls_started()
+                        tls_on = True
+                    elif isinstance(action, Close):
+                        closing = True
+                if accepted:  # not one more command processed here (not even read on)
+                    break
             if accepted:
                 break
             if out:

@@ -472,3 +472,35 @@ def test_sigterm_before_the_login_matches_courier(servers: Servers, reference: s
     if reference == "courier":
         assert results[side][0] == [b"* BYE Courier-IMAP server shut down by signal."]
         assert len(results[side][1]) == 1
+
+
+@pytest.mark.parametrize(("reference", "side"), [("courier", "ourlogin"), ("courier", "ours"),
+                                                 ("pop-courier", "pop-ourlogin")])
+def test_commands_pipelined_behind_the_login_match_courier(servers: Servers, reference: str,
+                                                           side: str) -> None:
+    """What a client sends in one go with its login: Courier's login stages answer the login
+    and leave the rest unanswered (the session program starts with nothing read); the
+    session then serves the next command.  Ours do the same."""
+    results = {}
+    for name in (reference, side):
+        c = Client(servers.ports[name])
+        try:
+            imap = c.line().startswith(b"*")
+            c.sock.sendall(b"a1 LOGIN alice alicepw\r\na2 SELECT INBOX\r\na3 NOOP\r\n" if imap
+                           else b"USER alice\r\nPASS alicepw\r\nSTAT\r\nLIST\r\n")
+            c.sock.settimeout(1.5)
+            got = []
+            try:
+                while True:
+                    got.append(c.line())
+            except TimeoutError:
+                pass
+            c.sock.settimeout(15)
+            c.file = c.sock.makefile("rb")
+            c.sock.sendall(b"a4 LOGOUT\r\n" if imap else b"QUIT\r\n")
+            got.append(c.line())
+        finally:
+            c.close()
+        results[name] = got
+    assert results[side] == results[reference]
+    assert len(results[side]) in (2, 3)  # the login's answer(s), then the next command's
