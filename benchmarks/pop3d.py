@@ -108,6 +108,14 @@ def run_fork(home: Path, script: bytes) -> float:
                 os._exit(serve("Maildir", Path("/nonexistent"), environ=ENV, log=log))
         except BaseException:
             os._exit(1)
+    _converse(rin, win, rout, wout, script)
+    os.waitpid(pid, 0)
+    return time.perf_counter() - t0
+
+
+def _converse(rin: int, win: int, rout: int, wout: int, script: bytes) -> None:
+    """Our side of a session whose server has the pipe ends *rin*/*wout*: send *script*,
+    read to the end, check the goodbye."""
     os.close(rin)
     os.close(wout)
     os.write(win, script)
@@ -116,10 +124,7 @@ def run_fork(home: Path, script: bytes) -> float:
     while data := os.read(rout, 1 << 20):
         chunks.append(data)
     os.close(rout)
-    os.waitpid(pid, 0)
-    elapsed = time.perf_counter() - t0
     assert b"".join(chunks).endswith(b"+OK Bye-bye.\r\n")
-    return elapsed
 
 
 class Kept:
@@ -158,17 +163,9 @@ class Kept:
         rin, win = os.pipe()
         rout, wout = os.pipe()
         socket.send_fds(self.sock, [str(home).encode()], [rin, wout])
-        os.close(rin)
-        os.close(wout)
-        os.write(win, script)
-        os.close(win)
-        chunks = []
-        while data := os.read(rout, 1 << 20):
-            chunks.append(data)
-        os.close(rout)
+        _converse(rin, win, rout, wout, script)
         elapsed = time.perf_counter() - t0
         assert self.sock.recv(16) == b"done"
-        assert b"".join(chunks).endswith(b"+OK Bye-bye.\r\n")
         return elapsed
 
     def close(self) -> None:

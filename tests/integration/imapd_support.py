@@ -3,7 +3,9 @@
 ``ImapdListener`` accepts connections in a thread and starts one
 ``.venv/bin/imapd`` per connection with the socket as fd 0 and 1; every
 process is killed when the listener closes.  ``RawClient`` speaks raw bytes
-with a timeout on every read.
+with a timeout on every read.  ``start_fasttcpd`` runs our couriertcpd fast
+path (courierpy.login.fasttcpd) on a port, ``children_of`` lists a process's
+living children.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support import REPO
@@ -217,3 +221,62 @@ class LineConn:
         self.file.close()
         self.sock.close()
 
+
+
+@dataclass
+class Tcpd:
+    """A running ``python -m courierpy.login.fasttcpd`` and the file its programs log to."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def kids(self) -> set[int]:
+        return set(children_of(self.proc.pid))
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+def children_of(pid: int) -> list[int]:
+    """The living (not zombie) children of *pid*."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def start_fasttcpd(confdir: Path, logdir: Path, program: list[str], *opts: str,
+                   python: str = sys.executable, env_extra: dict[str, str] | None = None
+                   ) -> Tcpd:
+    """couriertcpd's fast path on a free loopback port running *program* ``Maildir``, as
+    Courier's couriertcpd is run by hand: the config in COURIER_CONFDIR's files, the
+    programs' log in ``logdir/tcpd-PORT.log``; returns once it accepts connections."""
+    from tests.support import free_port
+
+    port = free_port()
+    log = logdir / f"tcpd-{port}.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COURIER_CONFDIR": str(confdir),
+           "COURIERPY_LOGIN_FAIL_DELAY": "0.1", "COURIERPY_LOGIN_FAIL_TABLE": "none",
+           **(env_extra or {})}
+    proc = subprocess.Popen(
+        [python, "-m", "courierpy.login.fasttcpd", "-address=127.0.0.1", "-nodnslookup",
+         "-noidentlookup", f"-stderr={log}", *opts, str(port), *program, "Maildir"],
+        env=env, cwd=REPO, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return Tcpd(proc, port, log)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError("fasttcpd did not start") from None
+            time.sleep(0.05)

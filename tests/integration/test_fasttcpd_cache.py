@@ -11,7 +11,6 @@ logins), and that stopping the server leaves no process behind.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import ssl
@@ -26,21 +25,14 @@ import pytest
 
 from courierpy.cli.mkimapdcert import make_certificate
 from tests.instance import Instance
-from tests.integration.imapd_support import LineConn
-from tests.support import REPO, free_port
+from tests.integration.imapd_support import LineConn, Tcpd, children_of, start_fasttcpd
 
 VENV_BIN = Path(sys.executable).parent
 
 
 @dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
+class Server(Tcpd):
     cert: Path
-
-    def log_lines(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
 
 
 def _pem(cn: str) -> bytes:
@@ -61,30 +53,14 @@ def server(instance: Instance, tmp_path: Path, pems: dict[str, bytes]) -> Iterat
     instance.set_config("imapd", IMAP_EMPTYTRASH="")
     instance.set_config("imapd-ssl", IMAPDSTARTTLS="YES", TLS_CERTFILE=str(cert),
                         TLS_CACHEFILE="")
-    port = free_port()
-    log = tmp_path / "tcpd.log"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "COURIER_CONFDIR": str(instance.confdir),
-           "COURIERPY_LOGIN_FAIL_DELAY": "0.1", "COURIERPY_LOGIN_FAIL_TABLE": "none"}
     with instance.start_authdaemond():
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "courierpy.login.fasttcpd", "-address=127.0.0.1",
-             "-nodnslookup", "-noidentlookup", f"-stderr={log}", str(port),
-             str(VENV_BIN / "imaplogin"), str(VENV_BIN / "imapd"), "Maildir"],
-            env=env, cwd=REPO, stdin=subprocess.DEVNULL)
+        tcpd = start_fasttcpd(instance.confdir, tmp_path,
+                              [str(VENV_BIN / "imaplogin"), str(VENV_BIN / "imapd")])
         try:
-            deadline = time.monotonic() + 15
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "fasttcpd did not start"
-                    time.sleep(0.05)
-            yield Server(proc, port, log, cert)
+            yield Server(tcpd.proc, tcpd.port, tcpd.log, cert)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            tcpd.proc.terminate()
+            tcpd.proc.wait(timeout=30)
 
 
 class Conn(LineConn):
@@ -167,19 +143,6 @@ def test_each_connection_sees_its_own_peer(server: Server) -> None:
     assert all("port=[]" not in ln for ln in lines)
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
 def _gone(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] == "Z"
@@ -190,7 +153,7 @@ def _gone(pid: int) -> bool:
 def test_stopping_leaves_no_process(server: Server) -> None:
     c = Conn(server.port)
     assert c.imap("a", "LOGIN erin erinpw")[-1] == b"a OK LOGIN Ok."
-    kids = _children(server.proc.pid)
+    kids = children_of(server.proc.pid)
     assert kids  # the session
     server.proc.send_signal(signal.SIGTERM)
     server.proc.wait(timeout=30)

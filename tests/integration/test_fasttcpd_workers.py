@@ -15,68 +15,24 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.instance import Instance, deliver
-from tests.integration.imapd_support import LineConn
-from tests.support import REPO, free_port, require_root
+from tests.integration.imapd_support import LineConn, Tcpd, start_fasttcpd
+from tests.support import REPO, require_root
 
 VENV_BIN = Path(sys.executable).parent
 
 
-@dataclass
-class Tcpd:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def kids(self) -> set[int]:
-        return set(_children(self.proc.pid))
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
-
-
 def _start(instance: Instance, tmp_path: Path, program: list[str], *opts: str,
            python: str = sys.executable, env_extra: dict[str, str] | None = None) -> Tcpd:
-    port = free_port()
-    log = tmp_path / f"tcpd-{port}.log"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "COURIER_CONFDIR": str(instance.confdir),
-           "COURIERPY_LOGIN_FAIL_DELAY": "0.1", "COURIERPY_LOGIN_FAIL_TABLE": "none",
-           **(env_extra or {})}
-    proc = subprocess.Popen(
-        [python, "-m", "courierpy.login.fasttcpd", "-address=127.0.0.1", "-nodnslookup",
-         "-noidentlookup", f"-stderr={log}", *opts, str(port), *program, "Maildir"],
-        env=env, cwd=REPO, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "fasttcpd did not start"
-            time.sleep(0.05)
-    return Tcpd(proc, port, log)
+    return start_fasttcpd(instance.confdir, tmp_path, program, *opts, python=python,
+                          env_extra=env_extra)
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ class Harness:
         self.far: dict[int, socket.socket] = {}
         self.pool = Pool(fork=self.fork, release=self.released.append, idle_lifetime=5.0)
         self._pid = 1000
+        #: the client ends of the connections
+        self.open: list[socket.socket] = []
 
     def fork(self, key: str, message: dict[str, object], fd: int) -> WorkerRef:
         self._pid += 1
@@ -40,8 +42,33 @@ class Harness:
         workers.send(self.far[w.pid], message, fd)
         self.pool.readable([w.sock.fileno()])
 
+    def connect(self, ip: str, env: dict[str, str] | None = None) -> None:
+        """A client connects (its slot taken): couriertcpd gives it to a login worker."""
+        fd, client = _connection()
+        self.open.append(client)
+        self.pool.start_login(fd, env or {}, ip)
+
+    def job(self, w: WorkerRef) -> dict[str, object]:
+        """The job *w* was sent (its descriptor closed)."""
+        got = workers.receive(self.far[w.pid])
+        assert got is not None and got[1] is not None
+        os.close(got[1])
+        return got[0]
+
+    def hand_off(self, w: WorkerRef, conn: int, key: str, *, send: bool = True,
+                 **hand: object) -> None:
+        """*w* passes connection *conn* on for a session of *key* (*send* only: unread)."""
+        passed, peer = _connection()
+        self.open.append(peer)
+        message = {"handoff": conn, "key": key, "hand": hand}
+        if send:
+            self.say(w, message, passed)
+        else:
+            workers.send(self.far[w.pid], message, passed)
+        os.close(passed)
+
     def close(self) -> None:
-        for s in self.far.values():
+        for s in [*self.far.values(), *self.open]:
             s.close()
 
 
@@ -58,14 +85,12 @@ def _connection() -> tuple[int, socket.socket]:
 
 
 def test_a_login_then_a_session_then_reuse(h: Harness) -> None:
-    fd, client = _connection()
-    h.pool.start_login(fd, {"TCPREMOTEIP": "192.0.2.1"}, "192.0.2.1")
+    h.connect("192.0.2.1", {"TCPREMOTEIP": "192.0.2.1"})
     assert [k for k, _ in h.forked] == [LOGIN]
+    assert h.forked[0][1]["env"] == {"TCPREMOTEIP": "192.0.2.1"}
     login = h.worker(LOGIN)
     # the login succeeded: the connection goes to a new session worker of the account's ids
-    passed, _peer = _connection()
-    h.say(login, {"handoff": 1, "key": "5000:5000", "hand": {"argv": ["imapd"]}}, passed)
-    os.close(passed)
+    h.hand_off(login, 1, "5000:5000", argv=["imapd"])
     assert h.forked[-1] == ("5000:5000", {"job": "session", "conn": 1,
                                           "hand": {"argv": ["imapd"]}})
     h.say(login, {"end": 1, "held": False, "last": False})
@@ -74,78 +99,49 @@ def test_a_login_then_a_session_then_reuse(h: Harness) -> None:
     h.say(session, {"end": 1, "held": True, "last": False})
     assert h.released == ["192.0.2.1"]
     # the next connection of that account: both workers are reused, nothing forked
-    fd2, client2 = _connection()
-    h.pool.start_login(fd2, {}, "192.0.2.2")
-    got = workers.receive(h.far[login.pid])
-    assert got is not None and got[0]["job"] == "login" and got[1] is not None
-    os.close(got[1])
-    passed, _peer2 = _connection()
-    h.say(login, {"handoff": 2, "key": "5000:5000", "hand": {}}, passed)
-    os.close(passed)
-    got = workers.receive(h.far[session.pid])
-    assert got is not None and got[0] == {"job": "session", "conn": 2, "hand": {}}
-    os.close(got[1])  # type: ignore[arg-type]
+    h.connect("192.0.2.2")
+    assert h.job(login)["job"] == "login"
+    h.hand_off(login, 2, "5000:5000")
+    assert h.job(session) == {"job": "session", "conn": 2, "hand": {}}
     assert len(h.forked) == 2
-    for s in (client, client2, _peer, _peer2):
-        s.close()
 
 
 def test_other_ids_get_their_own_worker(h: Harness) -> None:
     for n, key in enumerate(("5000:5000", "5001:5001"), 1):
-        fd, client = _connection()
-        h.pool.start_login(fd, {}, "192.0.2.1")
+        h.connect("192.0.2.1")
         login = h.worker(LOGIN)
         if n == 2:  # the login worker is reused; the first job came with the fork
-            got = workers.receive(h.far[login.pid])
-            assert got is not None
-            os.close(got[1])  # type: ignore[arg-type]
-        passed, peer = _connection()
-        h.say(login, {"handoff": n, "key": key, "hand": {}}, passed)
-        os.close(passed)
+            h.job(login)
+        h.hand_off(login, n, key)
         h.say(login, {"end": n, "held": False, "last": False})
         h.say(h.worker(key), {"end": n, "held": True, "last": False})
-        client.close()
-        peer.close()
     assert [k for k, _ in h.forked] == [LOGIN, "5000:5000", "5001:5001"]
 
 
 def test_a_session_worker_cannot_hand_a_connection_on(h: Harness) -> None:
-    fd, client = _connection()
-    h.pool.start_login(fd, {}, "192.0.2.1")
-    login = h.worker(LOGIN)
-    passed, peer = _connection()
-    h.say(login, {"handoff": 1, "key": "5000:5000", "hand": {}}, passed)
-    os.close(passed)
+    h.connect("192.0.2.1")
+    h.hand_off(h.worker(LOGIN), 1, "5000:5000")
     session = h.worker("5000:5000")
-    forged, peer2 = _connection()
-    h.say(session, {"handoff": 1, "key": "0:0", "hand": {"uid": 0}}, forged)
-    os.close(forged)
+    h.hand_off(session, 1, "0:0", uid=0)
     assert [k for k, _ in h.forked] == [LOGIN, "5000:5000"]  # nothing routed as root
     assert session.ending and session.sock.fileno() == -1  # and no more jobs for it
     assert h.released == []
     assert h.pool.ended(session.pid)  # when it ends, its connection's slot comes back
     assert h.released == ["192.0.2.1"]
-    for s in (client, peer, peer2):
-        s.close()
 
 
 def test_a_dying_worker_gives_its_slot_back(h: Harness) -> None:
-    fd, client = _connection()
-    h.pool.start_login(fd, {}, "192.0.2.9")
+    h.connect("192.0.2.9")
     login = h.worker(LOGIN)
     assert h.pool.ended(login.pid)
     assert h.released == ["192.0.2.9"]
     assert not h.pool.ended(login.pid) and not h.pool.ended(4242)  # once; not a worker
-    client.close()
 
 
 def test_last_job_and_idle_lifetime(h: Harness) -> None:
-    fd, client = _connection()
-    h.pool.start_login(fd, {}, "192.0.2.1")
-    first = h.worker(LOGIN)
-    h.say(first, {"end": 1, "held": True, "last": True})  # it ends: never given a job again
-    fd2, client2 = _connection()
-    h.pool.start_login(fd2, {}, "192.0.2.1")
+    h.connect("192.0.2.1")
+    h.say(h.worker(LOGIN), {"end": 1, "held": True, "last": True})  # it ends: no more jobs
+    h.connect("192.0.2.1")
     assert len(h.forked) == 2
     second = h.worker(LOGIN)
     h.say(second, {"end": 2, "held": True, "last": False})
@@ -156,8 +152,23 @@ def test_last_job_and_idle_lifetime(h: Harness) -> None:
     assert h.pool.idle[LOGIN] == [] and second.sock.fileno() == -1
     assert h.far[second.pid].recv(10) == b""  # the worker sees the end of its pair
     assert h.released == ["192.0.2.1", "192.0.2.1"]
-    client.close()
-    client2.close()
+
+
+def test_a_session_ending_meanwhile_is_used_rather_than_a_new_one(h: Harness) -> None:
+    """couriertcpd reads the end of a session and a login's hand-off in one turn: the
+    end is taken first, so the hand-off goes to that now idle worker."""
+    h.connect("192.0.2.1")
+    login = h.worker(LOGIN)
+    h.hand_off(login, 1, "5000:5000")
+    h.say(login, {"end": 1, "held": False, "last": False})
+    session = h.worker("5000:5000")
+    h.connect("192.0.2.2")
+    h.job(login)
+    h.hand_off(login, 2, "5000:5000", send=False)
+    workers.send(h.far[session.pid], {"end": 1, "held": True, "last": False})
+    h.pool.readable([login.sock.fileno(), session.sock.fileno()])
+    assert len(h.forked) == 2
+    assert h.job(session)["conn"] == 2
 
 
 def test_usage_sees_a_descriptor_left_open() -> None:
@@ -172,31 +183,3 @@ def test_usage_sees_a_descriptor_left_open() -> None:
         os.close(w)
     assert not workers.Usage.now().outgrew(first)
 
-
-def test_a_session_ending_meanwhile_is_used_rather_than_a_new_one(h: Harness) -> None:
-    """couriertcpd reads the end of a session and a login's hand-off in one turn: the
-    end is taken first, so the hand-off goes to that now idle worker."""
-    fd, client = _connection()
-    h.pool.start_login(fd, {}, "192.0.2.1")
-    login = h.worker(LOGIN)
-    passed, peer = _connection()
-    h.say(login, {"handoff": 1, "key": "5000:5000", "hand": {}}, passed)
-    os.close(passed)
-    h.say(login, {"end": 1, "held": False, "last": False})
-    session = h.worker("5000:5000")
-    fd2, client2 = _connection()
-    h.pool.start_login(fd2, {}, "192.0.2.2")
-    got = workers.receive(h.far[login.pid])
-    assert got is not None
-    os.close(got[1])  # type: ignore[arg-type]
-    passed2, peer2 = _connection()
-    workers.send(h.far[login.pid], {"handoff": 2, "key": "5000:5000", "hand": {}}, passed2)
-    os.close(passed2)
-    workers.send(h.far[session.pid], {"end": 1, "held": True, "last": False})
-    h.pool.readable([login.sock.fileno(), session.sock.fileno()])
-    assert len(h.forked) == 2
-    got = workers.receive(h.far[session.pid])
-    assert got is not None and got[0]["conn"] == 2
-    os.close(got[1])  # type: ignore[arg-type]
-    for s in (client, client2, peer, peer2):
-        s.close()
