@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -321,3 +322,35 @@ def test_stop_says_bye_before_and_after_the_login(instance: Instance, tmp_path: 
         c.close()
     assert t.proc.wait(timeout=30) == 0
     assert not t.kids()
+
+
+def test_no_slot_leaks_when_clients_leave_at_any_point(instance: Instance, tmp_path: Path,
+                                                        running: list[Tcpd]) -> None:
+    """Clients that vanish before the greeting, during the login, right after it or in
+    the middle of a session: afterwards all -maxprocs slots are free again."""
+    instance.add_user("erin", "erinpw")
+    instance.make_userdb()
+    t = _imap_tcpd(instance, tmp_path, running, "-maxprocs=3")
+    steps = [b"", b"a LOGIN erin", b"a LOGIN erin erinpw\r\n",
+             b"a LOGIN erin erinpw\r\nb SELECT INBOX\r\n", b"a LOGIN erin wrong\r\n",
+             b"a LOGIN erin erinpw\r\nb APPEND INBOX {100}\r\n"]
+    for round_ in range(4):
+        for data in steps:
+            s = socket.create_connection(("127.0.0.1", t.port), timeout=15)
+            if round_ % 2:
+                s.recv(1024)  # the greeting, sometimes
+            if data:
+                s.sendall(data)
+                time.sleep(0.02)
+            s.close()
+    time.sleep(0.5)
+    held = []
+    try:
+        for _ in range(3):
+            c = LineConn.to(t.port)
+            assert c.line().startswith(b"* OK")
+            assert c.imap("a", "LOGIN erin erinpw")[-1] == b"a OK LOGIN Ok."
+            held.append(c)
+    finally:
+        for c in held:
+            c.close()
