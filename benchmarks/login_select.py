@@ -28,6 +28,7 @@ import argparse
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -70,10 +71,17 @@ def _read_tagged(f, tag: bytes) -> bytes:  # type: ignore[no-untyped-def]
             return line
 
 
-def session(port: int, keep: list[socket.socket] | None = None) -> float:
-    """One connect + LOGIN + SELECT INBOX + LOGOUT; the seconds it took."""
-    t0 = time.perf_counter()
+def _connect(port: int, tls: ssl.SSLContext | None) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    return tls.wrap_socket(s) if tls is not None else s
+
+
+def session(port: int, keep: list[socket.socket] | None = None,
+            tls: ssl.SSLContext | None = None) -> float:
+    """One connect (with *tls*: and TLS handshake) + LOGIN + SELECT INBOX + LOGOUT; the
+    seconds it took."""
+    t0 = time.perf_counter()
+    s = _connect(port, tls)
     f = s.makefile("rb")
     f.readline()
     s.sendall(b"a LOGIN bench benchpw\r\n")
@@ -91,10 +99,10 @@ def session(port: int, keep: list[socket.socket] | None = None) -> float:
     return time.perf_counter() - t0
 
 
-def phases(port: int) -> list[float]:
-    """Milliseconds of: connect+greeting, LOGIN, SELECT INBOX, LOGOUT."""
+def phases(port: int, tls: ssl.SSLContext | None = None) -> list[float]:
+    """Milliseconds of: connect(+TLS)+greeting, LOGIN, SELECT INBOX, LOGOUT."""
     marks = [time.perf_counter()]
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s = _connect(port, tls)
     f = s.makefile("rb")
     f.readline()
     marks.append(time.perf_counter())
@@ -108,16 +116,17 @@ def phases(port: int) -> list[float]:
     return [(b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)]
 
 
-def sequential(port: int, n: int) -> list[float]:
-    return [session(port) for _ in range(n)]
+def sequential(port: int, n: int, tls: ssl.SSLContext | None = None) -> list[float]:
+    return [session(port, tls=tls) for _ in range(n)]
 
 
-def concurrent(port: int, clients: int, per_client: int) -> list[float]:
+def concurrent(port: int, clients: int, per_client: int,
+               tls: ssl.SSLContext | None = None) -> list[float]:
     times: list[float] = []
     lock = threading.Lock()
 
     def worker() -> None:
-        mine = [session(port) for _ in range(per_client)]
+        mine = [session(port, tls=tls) for _ in range(per_client)]
         with lock:
             times.extend(mine)
 
@@ -247,8 +256,9 @@ def courier_tcpd(ns, root: Path, port: int, service: str, login: str,  # type: i
 def setup(root: Path) -> tuple[Path, Path, str]:
     etc = root / "etc"
     etc.mkdir()
-    for name in ("imapd", "imapd-ssl"):
-        shutil.copy(f"/etc/courier/{name}", etc / name)
+    for name in ("imapd", "imapd-ssl", "imapd.pem", "dhparams.pem"):  # (Courier's namespace
+        if os.path.exists(f"/etc/courier/{name}"):                    # sees this as its etc)
+            shutil.copy(f"/etc/courier/{name}", etc / name)
     home = root / "vmail" / "bench"
     md = home / "Maildir"
     for sub in ("tmp", "new", "cur"):
@@ -269,7 +279,17 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=40)
     ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--tls", action="store_true",
+                    help="the implicit-TLS port: Courier's couriertls + imaplogin + imapd "
+                         "against our imapd-ssl (/etc/courier/imapd.pem on both)")
     args = ap.parse_args()
+    tls = None
+    service = "imapd"
+    if args.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        service = "imapd-ssl"
     if os.geteuid() != 0:
         raise SystemExit("run as root (the real authdaemond runs in a mount namespace)")
     from tests.oracle.courier_auth import real_authdaemond, write_authdaemonrc
@@ -289,6 +309,9 @@ def main() -> int:
         with (ours_etc / "imapd").open("a") as f:
             f.write(f"\nPORT={p_ours}\nADDRESS=127.0.0.1\nPIDFILE={root}/ours.pid\n"
                     f"IMAPACCESSFILE={root}/none\nIMAP_EMPTYTRASH=\n")
+        with (ours_etc / "imapd-ssl").open("a") as f:
+            f.write(f"\nSSLPORT={p_ours}\nSSLADDRESS=127.0.0.1\nSSLPIDFILE={root}/ours.pid\n"
+                    f"TLS_CACHEFILE=\n")
         daemon = subprocess.Popen([str(REPO / ".venv" / "bin" / "authdaemond"), "--config-dir",
                                    str(ours_etc)], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -297,24 +320,32 @@ def main() -> int:
         while not (our_run / "socket").exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         env = dict(os.environ, COURIERPY_LOGFILE=str(root / "ours.log"))
-        subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc), "start"],
-                       env=env, check=True)
+        ours_ctl = str(REPO / "bin" / service)
+        subprocess.run([ours_ctl, "--config-dir", str(ours_etc), "start"], env=env, check=True)
         _wait(p_ours)
         with real_authdaemond(etc, root / "courier-run") as ns:
-            courier = courier_tcpd(ns, root, p_courier, "imapd", f"{COURIER_LIB}/imaplogin",
-                                   "/usr/bin/imapd", 200, "IMAP_EMPTYTRASH=; ")
+            login, extra = f"{COURIER_LIB}/imaplogin", "IMAP_EMPTYTRASH=; "
+            if args.tls:  # as Courier's imapd-ssl script runs it, without a session cache
+                login = f"/usr/bin/couriertls -server -tcpd {login}"
+                extra += "IMAP_TLS=1; IMAP_STARTTLS=NO; IMAP_TLS_REQUIRED=0; TLS_CACHEFILE=; "
+            courier = courier_tcpd(ns, root, p_courier, "imapd", login, "/usr/bin/imapd", 200,
+                                   extra)
             procs.append(courier)
             _wait(p_courier)
             with (ours_etc / "imapd").open("a") as f:
                 f.write("MAXDAEMONS=200\nMAXPERIP=200\n")
-            subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc),
-                            "stop"], env=env, check=True)
-            subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc),
-                            "start"], env=env, check=True)
+            subprocess.run([ours_ctl, "--config-dir", str(ours_etc), "stop"], env=env,
+                           check=True)
+            subprocess.run([ours_ctl, "--config-dir", str(ours_etc), "start"], env=env,
+                           check=True)
             _wait(p_ours)
             ports = {"courier": p_courier, "ours": p_ours}
-            for port in ports.values():  # warm up
-                sequential(port, 3)
+            for side, port in ports.items():  # warm up
+                try:
+                    sequential(port, 3, tls)
+                except (OSError, ssl.SSLError) as e:
+                    log = root / ("courier.log" if side == "courier" else "ours.log")
+                    raise SystemExit(f"{side}: {e}\n{log.read_text() if log.exists() else ''}")
             seq: dict[str, list[float]] = {"courier": [], "ours": []}
             conc: dict[str, list[float]] = {"courier": [], "ours": []}
             # the server side's processes: couriertcpd / fasttcpd (with the sessions they
@@ -326,11 +357,12 @@ def main() -> int:
             for r in range(args.rounds):
                 for side in (("courier", "ours") if r % 2 == 0 else ("ours", "courier")):
                     before = _tree_cpu(roots[side])
-                    seq[side] += sequential(ports[side], args.sessions)
-                    conc[side] += concurrent(ports[side], args.clients, per_client)
+                    seq[side] += sequential(ports[side], args.sessions, tls)
+                    conc[side] += concurrent(ports[side], args.clients, per_client, tls)
                     time.sleep(0.2)  # the last sessions exit and are reaped
                     cpu[side] += _tree_cpu(roots[side]) - before
-            print(f"connect+LOGIN+SELECT INBOX+LOGOUT, {args.rounds} interleaved rounds")
+            print(f"connect{'+TLS' if tls else ''}+LOGIN+SELECT INBOX+LOGOUT, "
+                  f"{args.rounds} interleaved rounds")
             for label, data in (("sequential", seq), (f"{args.clients} concurrent", conc)):
                 c = statistics.median(data["courier"]) * 1000
                 o = statistics.median(data["ours"]) * 1000
@@ -342,18 +374,21 @@ def main() -> int:
             print(f"  server CPU per session: Courier {c:6.2f} ms  ours {o:6.2f} ms  "
                   f"ratio {o / c:5.2f}  (couriertcpd/fasttcpd, sessions, authdaemond)")
             for side, port in ports.items():
-                runs = [phases(port) for _ in range(20)]
+                runs = [phases(port, tls) for _ in range(20)]
                 parts = [statistics.median(r[i] for r in runs) for i in range(4)]
                 print(f"  phases ({side:>7}): greeting {parts[0]:6.2f}  LOGIN {parts[1]:6.2f}  "
                       f"SELECT {parts[2]:6.2f}  LOGOUT {parts[3]:6.2f} ms")
             for side, port in ports.items():
+                if tls is not None:  # a TLS session is two processes (relay) on both sides
+                    break
                 rss, pss, n = idle_memory(port, str(home))
                 print(f"  idle logged-in session ({side:>7}): RSS {rss / 1024:6.1f} MiB, "
                       f"PSS {pss / 1024:6.1f} MiB  ({n} processes)")
             courier.terminate()
     finally:
-        subprocess.run([str(REPO / "bin" / "imapd"), "--config-dir", str(ours_etc), "stop"],
-                       check=False, capture_output=True)
+        for name in ("imapd", "imapd-ssl"):
+            subprocess.run([str(REPO / "bin" / name), "--config-dir", str(ours_etc), "stop"],
+                           check=False, capture_output=True)
         for p in procs:
             try:
                 os.killpg(p.pid, 15) if p is not procs[0] else p.terminate()
