@@ -15,6 +15,7 @@ from ``new/`` to ``cur/``; ``* FLAGS`` lists the keywords in use (in
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from courierpy.imap import texts
 from courierpy.imap.flags import imap_flags
 from courierpy.imap.responses import Atom, RespCode, ResponseCode, UntaggedStatus
 from courierpy.maildir import keywords as kwmod
+from courierpy.maildir import uiddb
 from courierpy.maildir.acl import to_imap_rights
 from courierpy.maildir.cache import MetadataCache
 from courierpy.maildir.names import flags_of
@@ -33,6 +35,9 @@ __all__ = ["Entry", "SelectedMailbox", "SYSTEM_FLAG_LETTERS", "flag_list"]
 SYSTEM_FLAG_LETTERS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen",
                        "T": "\\Deleted"}
 _NO_KEYWORDS: frozenset[str] = frozenset()
+#: how old (ns) the times of a folder's files must be for an unchanged stamp to prove an
+#: unchanged folder (SelectedMailbox._read)
+SETTLED_NS = 2_000_000_000
 _FLAGS_TAIL = ("\\Draft", "\\Answered", "\\Flagged", "\\Deleted", "\\Seen")
 
 
@@ -95,10 +100,41 @@ class SelectedMailbox:
         self.inodes: dict[str, int] = {}
         #: the folder's metadata cache (FETCH, SEARCH, SORT), read when first used
         self.cache: MetadataCache | None = MetadataCache(path, inodes=self.inodes)
+        #: looked at to tell whether the folder changed (see :meth:`_stamp`)
+        self._watched = (self._cur, path / "new", path / uiddb.UIDDB,
+                         path / kwmod.KEYWORDS_DIR)
+        #: the stamp of the last read when it can vouch for an unchanged folder
+        self._unchanged_if: tuple[tuple[int, int, int] | None, ...] | None = None
 
     # -- reading the folder -------------------------------------------------------
 
+    def _stamp(self) -> tuple[tuple[int, int, int] | None, ...] | None:
+        """What a change to the folder changes: inode, mtime and size of cur/, new/, the
+        UID list and the keyword directory (None for one that is missing); None when
+        cur/ or new/ cannot be looked at."""
+        out: list[tuple[int, int, int] | None] = []
+        for n, path in enumerate(self._watched):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                if n < 2:
+                    return None
+                out.append(None)
+                continue
+            except OSError:
+                return None
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
     def _read(self) -> list[Entry]:
+        started = time.time_ns()
+        stamp = self._stamp()
+        # Unchanged since this read?  Then a report may skip the next one: a change after
+        # it would give a later mtime than any recorded here, as long as those lie
+        # SETTLED seconds before it (file times come from a coarser clock).
+        settled = stamp is not None and all(
+            t is None or t[1] < started - SETTLED_NS for t in stamp)
+        self._unchanged_if = stamp if settled else None
         # inode numbers serve only to trust entries of a cache file
         lst = self.store.listing(inodes=self.cache is not None and (
             self.cache.loaded_or_exists()))
@@ -161,6 +197,8 @@ class SelectedMailbox:
 
     def report(self, session, *, expunge: bool = True) -> None:
         """Re-read the folder and send what changed since the last report."""
+        if self._unchanged_if is not None and self._stamp() == self._unchanged_if:
+            return  # nothing in the folder changed since the last read
         if not self._cur.is_dir():
             return  # deleted under us: keep the last view, as Courier does
         try:
