@@ -23,6 +23,7 @@ parentheses (:func:`fetch_response` does exactly that)::
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 from courierpy.imap.fetchatts import FetchAtt
 from courierpy.imap.responses import Atom, LiteralStream, Raw, Untagged
 from courierpy.maildir.cache import MetadataCache, locate
-from courierpy.mime.imapwire import Section, fetch_section_from_file
+from courierpy.mime.imapwire import Section, fetch_section_from_file, to_crlf
 
 __all__ = [
     "STREAM_THRESHOLD",
@@ -126,20 +127,42 @@ _RFC822_SECTIONS = {
 }
 
 
+def _located(msg: MessageView) -> Path:
+    path = locate(msg.path, msg.basename)
+    if path is None:
+        from courierpy.maildir.store import MessageGone
+
+        raise MessageGone(f"message {msg.basename} was expunged")
+    return path
+
+
+def _whole_message(msg: MessageView) -> bytes | None:
+    """The whole message as a literal, read at once, when it is small (no part tree
+    needed: its size is that of the bytes read); None for one to be streamed."""
+    try:
+        f = open(msg.path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:  # renamed by a flag change elsewhere, or expunged
+        f = open(_located(msg), "rb")  # noqa: SIM115
+    with f:
+        if os.fstat(f.fileno()).st_size > STREAM_THRESHOLD:
+            return None
+        payload = to_crlf(f.read())
+    return b"{%d}\r\n" % len(payload) + payload
+
+
 def _section_value(
     msg: MessageView,
     cache: MetadataCache,
     section: Section,
     partial: tuple[int, int | None] | None,
 ) -> bytes | LiteralStream:
+    if not section.path and not section.kind and partial is None:
+        whole = _whole_message(msg)  # BODY[], RFC822: the file as it is, in CRLF form
+        if whole is not None:
+            return whole
     # checked against the file (stat) before reading it by the tree's offsets
     tree = cache.tree(msg.path, msg.basename, verify=True)
-    path = locate(msg.path, msg.basename)
-    if path is None:
-        from courierpy.maildir.store import MessageGone
-
-        raise MessageGone(f"message {msg.basename} was expunged")
-    data = fetch_section_from_file(path, tree, section, partial)
+    data = fetch_section_from_file(_located(msg), tree, section, partial)
     if data.size > STREAM_THRESHOLD:
         return LiteralStream(data.size, data.chunks)
     payload = data.read()

@@ -344,7 +344,8 @@ class SectionData:
         return b"".join(self.chunks())
 
 
-def _to_crlf(raw: bytes) -> bytes:
+def to_crlf(raw: bytes) -> bytes:
+    """*raw* with every line ending CRLF (bare LF made CRLF, CRLF kept)."""
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
@@ -358,7 +359,7 @@ def _crlf_chunks(
         stop = min(end, pos + chunk_size)
         if stop < end and data[stop - 1 : stop] == b"\r":
             stop += 1  # never split a CRLF pair
-        chunk = _to_crlf(bytes(data[pos:stop]))
+        chunk = to_crlf(bytes(data[pos:stop]))
         pos = stop
         clen = len(chunk)
         if offset + clen <= skip:
@@ -378,7 +379,7 @@ def _header_text(data, ent: Part, keep) -> bytes:
     fields = [f for f in split_fields(data, ent.header_start, ent.header_end) if keep(f.name)]
     out = []
     for f in fields:
-        raw = _to_crlf(f.raw(data))
+        raw = to_crlf(f.raw(data))
         if not raw.endswith(b"\r\n"):
             raw += b"\r\n"
         out.append(raw)
@@ -391,7 +392,7 @@ def _raw_header(raw: bytes, ent: Part) -> bytes:
     """BODY[HEADER] of *ent*: its header block as stored, in CRLF form. A block
     ended by the line break that belongs to the next boundary (so it holds no
     empty line itself) gets its empty line here."""
-    out = _to_crlf(raw)
+    out = to_crlf(raw)
     if ent.terminated and ent.body_start == ent.header_end:
         out += b"\r\n"
     return out

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from courierpy.imap.fetch import (
     STREAM_THRESHOLD,
@@ -20,8 +22,9 @@ from courierpy.imap.fetch import (
 from courierpy.imap.fetchatts import Section
 from courierpy.imap.flags import SYSTEM_FLAGS, imap_flags, keywords_in, letters_for
 from courierpy.imap.responses import LiteralStream
-from courierpy.maildir.cache import MetadataCache
-from courierpy.mime.imapwire import message_wire
+from courierpy.maildir.cache import MessageMeta, MetadataCache
+from courierpy.mime.imapwire import Section as WireSection
+from courierpy.mime.imapwire import fetch_section_from_file, message_wire
 from tests.support import require
 from tests.unit.test_imap_grammar import feed
 
@@ -201,3 +204,27 @@ def test_expunged_message_raises_message_gone(tmp_path) -> None:
     p.unlink()
     with pytest.raises(MessageGone):
         render_fetch(view, atts("BODY[]"), MetadataCache(md))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=600),
+                 st.lists(st.sampled_from([b"From: a@b\n", b"Subject: x\r\n", b"\n", b"\r\n",
+                                           b"body line\n", b"\r", b"--B\n", b"no newline",
+                                           b"Content-Type: multipart/mixed; boundary=B\n"]),
+                          max_size=30).map(b"".join)))
+def test_a_whole_small_message_read_at_once_equals_the_part_tree_way(tmp_path, data) -> None:
+    """BODY[]/RFC822 of a small message skip the part tree and the cache: the bytes must
+    be those the tree's range of the whole message gives, whatever the message is."""
+    md, p, view = setup(tmp_path, data)
+    whole = render(view, "BODY.PEEK[]", MetadataCache(md))
+    tree = MessageMeta.parse(data, len(data), 0).tree()
+    expected = fetch_section_from_file(p, tree, WireSection(), None).read()
+    assert whole == b"* 3 FETCH (BODY[] {%d}\r\n%s)\r\n" % (len(expected), expected)
+
+
+def test_a_large_whole_message_is_still_streamed(tmp_path) -> None:
+    data = MSG + b"x" * 70 + (b"line of text\n" * (STREAM_THRESHOLD // 13))
+    md, p, view = setup(tmp_path, data)
+    streams = [i for i in render_fetch(view, atts("BODY.PEEK[]"), MetadataCache(md))
+               if isinstance(i, LiteralStream)]
+    assert len(streams) == 1 and streams[0].size == len(crlf(data))
