@@ -22,9 +22,11 @@ idle for :data:`IDLE_LIFETIME` seconds (``COURIERPY_WORKER_IDLE``), that served
 :data:`MAX_JOBS` jobs, or whose job left it with more open descriptors or much
 more memory than its first one (:class:`Usage`), ends.
 
-What stays a process of its own, as before: a session under TLS (the login
-stage holds the TLS state, so it becomes the account and relays, see
-courierpy.login.handoff), and a session program that is not ours (exec'd).
+What stays a process per connection, as before: the implicit-TLS ports (not
+served by workers at all), a session after STARTTLS (the login stage holds the
+TLS state, so its login worker becomes the account and relays, see
+courierpy.login.handoff, and ends with the session), and a session program
+that is not ours (exec'd by the login worker).
 
 The two sides talk over a ``SOCK_SEQPACKET`` socket pair: one JSON object per
 message, with the connection's descriptor attached where it moves.  couriertcpd
@@ -48,8 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["IDLE_LIFETIME", "LOGIN", "MAX_JOBS", "SAME", "Pool", "Usage", "WorkerRef",
-           "account_key",
-           "identity", "idle_lifetime", "receive", "send"]
+           "account_key", "identity", "idle_lifetime", "receive", "send"]
 
 #: the pool of login workers
 LOGIN = "login"
@@ -121,13 +122,22 @@ def send(sock: socket.socket, message: dict[str, object], fd: int | None = None)
 
 
 def receive(sock: socket.socket) -> tuple[dict[str, object], int | None] | None:
-    """The next message and the descriptor that came with it; None at end of file."""
+    """The next message and the descriptor that came with it; None at end of file;
+    :class:`ValueError` for anything but a JSON object."""
     data, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, 1)
     if not data:
         for fd in fds:
             os.close(fd)
         return None
-    return json.loads(data), (fds[0] if fds else None)
+    try:
+        message = json.loads(data)
+    except RecursionError:
+        message = None
+    if not isinstance(message, dict):
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("not a message")
+    return message, (fds[0] if fds else None)
 
 
 @dataclass

@@ -183,3 +183,13 @@ def test_usage_sees_a_descriptor_left_open() -> None:
         os.close(w)
     assert not workers.Usage.now().outgrew(first)
 
+
+
+@pytest.mark.parametrize("garbage", [b"[1, 2]", b"[" * 100000, b"\xff\xfe", b"42"])
+def test_garbage_from_a_worker_ends_only_that_worker(h: Harness, garbage: bytes) -> None:
+    h.connect("192.0.2.1")
+    login = h.worker(LOGIN)
+    h.far[login.pid].send(garbage)
+    h.pool.readable([login.sock.fileno()])
+    assert login.ending and h.pool.ended(login.pid)
+    assert h.released == ["192.0.2.1"]
