@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from courierpy.imap import texts
@@ -253,8 +253,14 @@ class SelectedMailbox:
             self.flag_words = words
             self.send_flags(session)
 
-    def update_entry(self, index: int, **changes: object) -> Entry:
-        e = replace(self.entries[index], **changes)
+    def update_entry(self, index: int, *, letters: str | None = None,
+                     keywords: frozenset[str] | None = None,
+                     filename: str | None = None) -> Entry:
+        """Entry *index* with new flag letters, keywords or file name (a new object)."""
+        old = self.entries[index]
+        e = Entry(old.uid, old.basename, old.filename if filename is None else filename,
+                  old.letters if letters is None else letters,
+                  old.keywords if keywords is None else keywords, old.recent)
         self.entries[index] = e
         return e
 

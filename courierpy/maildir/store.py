@@ -238,16 +238,16 @@ class Maildir:
 
     def set_flags(self, basename: str, flags: str) -> str:
         """Give message *basename* exactly *flags*; return its new file name."""
-        cur = self.path / "cur"
+        cur = self._root + "cur/"  # strings: no Path objects per message
         name = self._current_name(basename)
         for attempt in range(20):
             new = names.with_flags(name, flags)
             if new == name:
-                if os.path.exists(cur / name):
+                if os.path.exists(cur + name):
                     return name
             else:
                 try:
-                    os.rename(cur / name, cur / new)
+                    os.rename(cur + name, cur + new)
                     self._names[basename] = new
                     return new
                 except FileNotFoundError:
@@ -267,7 +267,8 @@ class Maildir:
             if new == name:
                 return name
             try:
-                os.rename(self.path / "cur" / name, self.path / "cur" / new)
+                cur = self._root + "cur/"
+                os.rename(cur + name, cur + new)
                 self._names[basename] = new
                 return new
             except FileNotFoundError:

@@ -263,12 +263,15 @@ def store(session, cmd: Command) -> None:
     allowed = True
     rights = mbox.rights
     changed: list[int] = []
+    applied: dict[str, str] = {}  # current letters → new ones, for this command
     for i in idx:
         e = mbox.entries[i]
         if not allowed:
             changed.append(i)
             continue
-        new_letters = _apply(e.letters, letters, a.mode, rights)
+        new_letters = applied.get(e.letters)
+        if new_letters is None:
+            new_letters = applied[e.letters] = _apply(e.letters, letters, a.mode, rights)
         new_kws = e.keywords
         if "w" in rights:
             if a.mode == "":
