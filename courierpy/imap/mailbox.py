@@ -178,10 +178,30 @@ class SelectedMailbox:
         session.send(UntaggedStatus("OK", texts.PERMANENTFLAGS_RW, ResponseCode(
             RespCode.PERMANENTFLAGS, (tuple(Atom(w) for w in perm),))))
 
-    def open(self, session, command: str) -> None:
-        """Read the folder and send SELECT/EXAMINE's untagged responses."""
+    def _take_over(self, previous: SelectedMailbox) -> bool:
+        """Take the view of *previous* (the same folder, selected before in this session)
+        if the folder is unchanged since its last read (see :meth:`_read`)."""
+        if (previous.path != self.path or previous.use_keywords != self.use_keywords
+                or previous._unchanged_if is None or self._stamp() != previous._unchanged_if):
+            return False
+        self.entries = list(previous.entries)
+        self.uidvalidity, self.uidnext = previous.uidvalidity, previous.uidnext
+        self.inodes, self._dates, self.date_wire = previous.inodes, previous._dates, (
+            previous.date_wire)
+        if previous.cache is not None:  # (dropped from a view kept aside: see _select)
+            self.cache = previous.cache
+        elif self.cache is not None:
+            self.cache.inodes = self.inodes
+        self.store = previous.store  # (it knows the files' current names)
+        self._unchanged_if = previous._unchanged_if
+        return True
+
+    def open(self, session, command: str, previous: SelectedMailbox | None = None) -> None:
+        """Read the folder (or take over the view of *previous*, see :meth:`_take_over`)
+        and send SELECT/EXAMINE's untagged responses."""
         self.command = command
-        self.entries = self._read()
+        if previous is None or not self._take_over(previous):
+            self.entries = self._read()
         self.flag_words = self._keywords_in_use(self.entries)
         self.send_flags(session)
         session.untagged(len(self.entries), Atom("EXISTS"))

@@ -219,6 +219,9 @@ class Session:
         self.uniq = 0
         #: folder path → basenames this process moved from new/ (\\Recent here only)
         self.recent: dict[str, set[str]] = {}
+        #: the mailbox selected before the current one (a SELECT of it again may take
+        #: over its view, see SelectedMailbox.open)
+        self.earlier = None
         self._pre_account = account
         self._login_tag = login_tag
 

@@ -1,4 +1,4 @@
-"""NOOP, CHECK and IDLE polls skip re-reading a folder that has not changed.
+"""NOOP, CHECK, IDLE polls and a re-SELECT skip re-reading a folder that has not changed.
 
 A folder whose cur/, new/, courierimapuiddb and courierimapkeywords/ have the
 same inode, mtime and size as at the last read, all older than
@@ -111,3 +111,32 @@ def test_a_recently_changed_folder_is_always_read(md: Path) -> None:
     name.write_bytes(b"Subject: hidden\n\nbody\n")
     os.utime(md / "cur", ns=(os.stat(md / "new").st_mtime_ns,) * 2)
     assert b"* 4 EXISTS" in _run(s, b"b NOOP")
+
+
+def test_a_reselect_of_an_unchanged_folder_takes_the_last_view(session: Session,
+                                                               md: Path) -> None:
+    first = _run(session, b"c SELECT INBOX")
+    name = md / "cur" / "1700000000.M9P9.hidden:2,"
+    name.write_bytes(b"Subject: hidden\n\nbody\n")
+    _age(md)
+    again = _run(session, b"d EXAMINE INBOX")  # the hidden file is not looked for
+    assert b"* 3 EXISTS" in first and b"* 3 EXISTS" in again
+    assert b"[READ-ONLY]" in again
+    assert b"* 3 FETCH (UID 3 " in _run(session, b"e FETCH 3 (UID FLAGS)")
+    os.utime(md / "cur")  # a real change: the next SELECT reads the folder
+    assert b"* 4 EXISTS" in _run(session, b"f SELECT INBOX")
+
+
+def test_a_reselect_after_a_delivery_reads_the_folder(session: Session, md: Path) -> None:
+    deliver(md, b"Subject: new\n\nbody\n", seq=9)
+    assert b"* 4 EXISTS" in _run(session, b"c SELECT INBOX")
+
+
+def test_switching_back_to_the_folder_before_takes_its_view(session: Session,
+                                                            md: Path) -> None:
+    assert b"OK" in _run(session, b"c CREATE INBOX.other")
+    assert b"* 0 EXISTS" in _run(session, b"d SELECT INBOX.other")
+    name = md / "cur" / "1700000000.M9P9.hidden:2,"
+    name.write_bytes(b"Subject: hidden\n\nbody\n")
+    _age(md)
+    assert b"* 3 EXISTS" in _run(session, b"e SELECT INBOX")  # INBOX's last view

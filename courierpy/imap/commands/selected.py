@@ -19,7 +19,7 @@ def _select(session, cmd: Command, readonly: bool) -> None:
     from courierpy.imap.commands.mailboxes import my_rights, resolve
 
     # a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1)
-    session.selected = None
+    current, session.selected = session.selected, None
     session.reader.state = State.AUTHENTICATED
     name, path = resolve(session, cmd.args.mailbox)
     rights = my_rights(session, name)
@@ -31,7 +31,14 @@ def _select(session, cmd: Command, readonly: bool) -> None:
                            rights=rights,
                            env_quota=session.settings.extra.get("MAILDIRQUOTA"),
                            recent=session.recent.setdefault(str(path), set()))
-    mbox.open(session, cmd.name)
+    # the view of this folder from the last time it was selected, if that was this one
+    # or the one before: used when the folder is unchanged since
+    previous = next((m for m in (current, session.earlier)
+                     if m is not None and m.path == path), None)
+    mbox.open(session, cmd.name, previous)
+    if current is not None and current.path != path:
+        current.cache = None  # what it read of its cache file is not worth keeping aside
+        session.earlier = current
     session.selected = mbox
     session.reader.state = State.SELECTED
     code = RespCode.READ_ONLY if readonly else RespCode.READ_WRITE
