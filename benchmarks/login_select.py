@@ -343,9 +343,10 @@ def main() -> int:
             for side, port in ports.items():  # warm up
                 try:
                     sequential(port, 3, tls)
-                except (OSError, ssl.SSLError) as e:
+                except (OSError, ssl.SSLError) as e:  # say which side, with its log
                     log = root / ("courier.log" if side == "courier" else "ours.log")
-                    raise SystemExit(f"{side}: {e}\n{log.read_text() if log.exists() else ''}")
+                    text = log.read_text() if log.exists() else ""
+                    raise SystemExit(f"{side}: {e}\n{text}") from None
             seq: dict[str, list[float]] = {"courier": [], "ours": []}
             conc: dict[str, list[float]] = {"courier": [], "ours": []}
             # the server side's processes: couriertcpd / fasttcpd (with the sessions they
