@@ -89,38 +89,56 @@ def test_no_fork_per_connection_once_warm(instance: Instance, tmp_path: Path,
     assert len(warm) >= 2  # login workers (one more if it was busy) and a session worker
     for _ in range(5):
         _imap(t.port, "erin", "erinpw", "SELECT INBOX")
-    assert _settle(t) == warm
+    # (a login worker still finishing its last job when the next client came, on a busy
+    # machine, makes one more: a fork per connection would make five)
+    assert len(_settle(t) - warm) <= 1
+
+
+def _session_pid(t: Tcpd, home: Path) -> int:
+    """The process serving a logged-in session of the account with *home*."""
+    deadline = time.monotonic() + 5
+    while True:
+        pids = []
+        for p in t.kids():
+            try:
+                if os.readlink(f"/proc/{p}/cwd") == str(home):
+                    pids.append(p)
+            except OSError:
+                continue
+        if pids or time.monotonic() > deadline:
+            assert len(pids) == 1, pids
+            return pids[0]
+        time.sleep(0.02)
 
 
 def test_a_kept_session_process_carries_nothing_over(instance: Instance, tmp_path: Path,
                                                      running: list[Tcpd]) -> None:
     erin = instance.add_user("erin", "erinpw")
-    instance.add_user("fred", "fredpw")
+    fred = instance.add_user("fred", "fredpw")
     for i in range(3):
         deliver(erin.maildir, f"Subject: {i}\n\nbody\n".encode(), seq=i)
     instance.make_userdb()
     t = _imap_tcpd(instance, tmp_path, running)
-    _imap(t.port, "fred", "fredpw")
-    first = _imap(t.port, "erin", "erinpw", "SELECT INBOX")
-    warm = _settle(t)
-    second = _imap(t.port, "fred", "fredpw", "SELECT INBOX")
-    assert _settle(t) == warm  # the same processes served fred
-    assert b"* 3 EXISTS" in first[0]
-    assert b"* 0 EXISTS" in second[0] and b"* 3 EXISTS" not in second[0]
+    _imap(t.port, "fred", "fredpw")  # warm
+    served: dict[str, int] = {}
+    selected: dict[str, list[bytes]] = {}
+    for user in (erin, fred):
+        c = LineConn.to(t.port)
+        try:
+            c.line()
+            assert c.imap("a", f"LOGIN {user.name} {user.password}")[-1] == b"a OK LOGIN Ok."
+            served[user.name] = _session_pid(t, user.home)  # (it sits in this home only)
+            selected[user.name] = c.imap("b", "SELECT INBOX")
+            assert c.imap("z", "LOGOUT")[-1].startswith(b"z OK")
+            assert c.file.read() == b""
+        finally:
+            c.close()
+    assert served["erin"] == served["fred"]  # one kept process, one account after the other
+    assert b"* 3 EXISTS" in selected["erin"]
+    assert b"* 0 EXISTS" in selected["fred"] and b"* 3 EXISTS" not in selected["fred"]
     logins = [ln for ln in t.log.read_text().splitlines() if ln.startswith("INFO: LOGIN,")]
     assert [ln.split(",")[1].strip() for ln in logins] == ["user=fred", "user=erin",
                                                           "user=fred"]
-    # while fred is logged in, the kept process sits in his home, not erin's
-    c = LineConn.to(t.port)
-    try:
-        c.line()
-        c.imap("a", "LOGIN fred fredpw")
-        time.sleep(0.1)
-        homes = {os.readlink(f"/proc/{p}/cwd") for p in t.kids()}
-        assert str(instance.users["fred"].home) in homes
-        assert str(erin.home) not in homes
-    finally:
-        c.close()
 
 
 def test_slot_given_back_when_a_session_process_dies(instance: Instance, tmp_path: Path,
@@ -159,8 +177,8 @@ def test_maxprocs_and_maxperip_hold(instance: Instance, tmp_path: Path,
         third.line()
     third.close()
     assert conns[0].imap("z", "LOGOUT")[-1].startswith(b"z OK")
+    assert conns[0].file.read() == b""  # closed: couriertcpd was told before
     conns[0].close()
-    time.sleep(0.3)
     again = LineConn.to(t.port)  # the LOGOUT gave its slot back
     assert again.line().startswith(b"* OK")
     again.close()
@@ -239,9 +257,10 @@ def test_pop3_sessions_reuse_processes(instance: Instance, tmp_path: Path,
     assert stat("fred") == b"+OK 0 0"
     assert stat("erin") == b"+OK 1 21"
     warm = _settle(t)
-    assert stat("fred") == b"+OK 0 0"
-    assert stat("erin") == b"+OK 1 21"
-    assert _settle(t) == warm
+    for _ in range(2):
+        assert stat("fred") == b"+OK 0 0"
+        assert stat("erin") == b"+OK 1 21"
+    assert len(_settle(t) - warm) <= 1  # (see test_no_fork_per_connection_once_warm)
 
 
 def _ids(pid: int) -> tuple[list[str], list[str], list[str]]:
