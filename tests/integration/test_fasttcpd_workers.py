@@ -373,3 +373,24 @@ def test_no_slot_leaks_when_clients_leave_at_any_point(instance: Instance, tmp_p
     finally:
         for c in held:
             c.close()
+
+
+def test_an_account_that_cannot_be_entered_is_refused_and_its_slot_freed(
+        instance: Instance, tmp_path: Path, running: list[Tcpd]) -> None:
+    """A home that is gone: the session process answers the login stage's refusal, logs
+    why, ends (it may be half-way into the account) and gives the slot back."""
+    instance.add_user("erin", "erinpw")
+    instance.add_user("gone", "gonepw", home=str(tmp_path / "no-such-home"))
+    instance.make_userdb()
+    t = _imap_tcpd(instance, tmp_path, running, "-maxprocs=1")
+    for _ in range(2):
+        c = LineConn.to(t.port)
+        try:
+            c.line()
+            c.sock.sendall(b"a LOGIN gone gonepw\r\n")
+            assert c.line() == b"* BYE Temporary problem, please try again later"
+            assert c.file.read() == b""
+        finally:
+            c.close()
+    assert any("ERR:" in ln and "no-such-home" in ln for ln in t.log_lines())
+    _imap(t.port, "erin", "erinpw", "SELECT INBOX")  # the one slot is free again
