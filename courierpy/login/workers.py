@@ -18,8 +18,7 @@ processes it forks, as Dovecot does:
 couriertcpd owns the bookkeeping (:class:`Pool`): which worker is idle, which
 holds which connection (a connection's ``-maxprocs``/``-maxperip`` slot is
 given back when its last holder says it ended, or dies).  A worker that was
-idle for :data:`IDLE_LIFETIME` seconds (``COURIERPY_WORKER_IDLE``) or beyond
-the :data:`MAX_IDLE` idle ones of its pool, that served
+idle for :data:`IDLE_LIFETIME` seconds (``COURIERPY_WORKER_IDLE``), that served
 :data:`MAX_JOBS` jobs, or whose job left it with more open descriptors or much
 more memory than its first one (:class:`Usage`), ends.
 
@@ -50,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["IDLE_LIFETIME", "LOGIN", "MAX_IDLE", "MAX_JOBS", "SAME", "Pool", "Usage", "WorkerRef",
+__all__ = ["IDLE_LIFETIME", "LOGIN", "MAX_JOBS", "SAME", "Pool", "Usage", "WorkerRef",
            "account_key", "identity", "idle_lifetime", "receive", "send"]
 
 #: the pool of login workers
@@ -61,9 +60,6 @@ SAME = "same"
 IDLE_LIFETIME = 60.0
 #: jobs a worker serves before it ends (bounds what one process can accumulate)
 MAX_JOBS = 1000
-#: idle workers kept per pool (those beyond end at once: a burst of connections does not
-#: leave that many processes behind for IDLE_LIFETIME seconds)
-MAX_IDLE = 32
 #: the largest message (a whole environment fits many times over)
 _MAX_MESSAGE = 1 << 20
 
@@ -170,7 +166,6 @@ class Pool:
     fork: Callable[[str, dict[str, object], int], WorkerRef | None]
     release: Callable[[str], None]
     idle_lifetime: float = IDLE_LIFETIME
-    max_idle: int = MAX_IDLE
     workers: dict[int, WorkerRef] = field(default_factory=dict)
     by_fd: dict[int, WorkerRef] = field(default_factory=dict)
     idle: dict[str, list[WorkerRef]] = field(default_factory=dict)
@@ -255,12 +250,11 @@ class Pool:
             if message.get("held") and w.conn is not None:
                 self._drop(w.conn)
             w.conn = None
-            idle = self.idle.setdefault(w.key, [])
-            if message.get("last") or w.ending or len(idle) >= self.max_idle:
+            if message.get("last") or w.ending:
                 self._lost(w)
             else:
                 w.idle_since = time.monotonic()
-                idle.append(w)
+                self.idle.setdefault(w.key, []).append(w)
 
     def _drop(self, conn: int) -> None:
         ip = self.conns.pop(conn, None)

@@ -193,15 +193,3 @@ def test_garbage_from_a_worker_ends_only_that_worker(h: Harness, garbage: bytes)
     h.pool.readable([login.sock.fileno()])
     assert login.ending and h.pool.ended(login.pid)
     assert h.released == ["192.0.2.1"]
-
-
-def test_idle_workers_beyond_the_cap_end_at_once(h: Harness) -> None:
-    h.pool.max_idle = 2
-    for _ in range(3):  # three connections at once: three login workers
-        h.connect("192.0.2.1")
-    logins = [w for w in h.pool.workers.values() if w.key == LOGIN]
-    assert len(logins) == 3
-    for n, w in enumerate(logins, 1):
-        h.say(w, {"end": n, "held": True, "last": False})
-    assert len(h.pool.idle[LOGIN]) == 2
-    assert sum(w.ending for w in logins) == 1
