@@ -370,12 +370,19 @@ def _message(size: int) -> bytes:
     return b"Subject: big\n\n" + b"".join(lines)
 
 
-def test_stop_lets_an_append_in_progress_finish(site: Site) -> None:
+def _append_started(site: Site, size: int) -> tuple[LineConn, dict[str, list[str]], bytes]:
+    """A logged-in session that began an APPEND of *size* bytes (nothing of it sent yet);
+    the Maildir's files before, and the message."""
     c = _login(site)
     before = _maildir_files(site)
-    msg = _message(400_000)
+    msg = _message(size)
     c.sock.sendall(f"a2 APPEND INBOX {{{len(msg)}}}\r\n".encode())
     assert c.line() == b"+ OK"
+    return c, before, msg
+
+
+def test_stop_lets_an_append_in_progress_finish(site: Site) -> None:
+    c, before, msg = _append_started(site, 400_000)
     half = len(msg) // 2
     c.sock.sendall(msg[:half])
     stopper = _stop_in_background(site)
@@ -421,11 +428,7 @@ def test_stop_says_bye_to_idle_sessions(site: Site) -> None:
 
 
 def test_stop_drops_a_stalled_append(site: Site) -> None:
-    c = _login(site)
-    before = _maildir_files(site)
-    msg = _message(100_000)
-    c.sock.sendall(f"a2 APPEND INBOX {{{len(msg)}}}\r\n".encode())
-    assert c.line() == b"+ OK"
+    c, before, msg = _append_started(site, 100_000)
     c.sock.sendall(msg[:1000])
     time.sleep(0.2)
     assert len(_maildir_files(site)["tmp"]) == 1  # the upload being written

@@ -375,11 +375,17 @@ def _session_cache(md: Path) -> tuple[MetadataCache, dict[str, Path]]:
             {b: md / "cur" / n for b, n in lst.names.items()})
 
 
-def test_entry_trusted_by_the_listed_inode_without_stat(tmp_path) -> None:
-    md, _ = _sized_folder(tmp_path)
+def _saved(md: Path):  # type: ignore[no-untyped-def]
+    """A first session's entries and message paths, its cache file written."""
     first, paths = _session_cache(md)
     want = entries(first, paths)
     first.save()
+    return want, paths
+
+
+def test_entry_trusted_by_the_listed_inode_without_stat(tmp_path) -> None:
+    md, _ = _sized_folder(tmp_path)
+    want, _ = _saved(md)
     again, paths = _session_cache(md)
     assert entries(again, paths) == want
     assert (again.parsed, again.statted, again.loaded) == (0, 0, 2)
@@ -387,9 +393,7 @@ def test_entry_trusted_by_the_listed_inode_without_stat(tmp_path) -> None:
 
 def test_file_replaced_under_the_same_name_is_reparsed(tmp_path) -> None:
     md, _ = _sized_folder(tmp_path)
-    first, paths = _session_cache(md)
-    entries(first, paths)
-    first.save()
+    _, paths = _saved(md)
     base = f"1.M1P1.h,S={len(MSG1)}"
     other = MSG1.replace(b"Subject: =?iso-8859-1?Q?caf=E9?=", b"Subject: replaced, longer")
     tmp = md / "tmp" / "x"
@@ -407,9 +411,7 @@ def test_file_replaced_under_the_same_name_is_reparsed(tmp_path) -> None:
 
 def test_file_rewritten_in_place_is_reparsed_before_its_bytes_are_read(tmp_path) -> None:
     md, _ = _sized_folder(tmp_path)
-    first, paths = _session_cache(md)
-    entries(first, paths)
-    first.save()
+    _, paths = _saved(md)
     base = f"1.M1P1.h,S={len(MSG1)}"
     other = MSG1.replace(b"hello", b"hello, and a longer body")
     paths[base].write_bytes(other)  # same inode: not what Maildir writers do
@@ -426,9 +428,7 @@ def test_copied_folder_is_checked_by_stat_once_then_trusted(tmp_path) -> None:
     import shutil
 
     md, _ = _sized_folder(tmp_path)
-    first, paths = _session_cache(md)
-    want = entries(first, paths)
-    first.save()
+    want, _ = _saved(md)
     copy = tmp_path / "copy"
     shutil.copytree(md, copy)  # new inodes, same sizes and mtimes
     second, paths = _session_cache(copy)
@@ -443,9 +443,7 @@ def test_copied_folder_is_checked_by_stat_once_then_trusted(tmp_path) -> None:
 @pytest.mark.parametrize("name", ["1.M1P1.h", "1.M1P1.h,S=999"])
 def test_name_without_the_true_size_is_always_checked_by_stat(tmp_path, name) -> None:
     md, _ = make_folder(tmp_path, {name: MSG1})
-    first, paths = _session_cache(md)
-    want = entries(first, paths)
-    first.save()
+    want, _ = _saved(md)
     for _ in range(2):
         again, paths = _session_cache(md)
         assert entries(again, paths) == want
